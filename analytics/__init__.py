@@ -1,0 +1,1 @@
+"""Analytics core: pure NumPy/SciPy firing conformance, OEE, digitalisation metrics."""

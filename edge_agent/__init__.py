@@ -1,0 +1,1 @@
+"""Edge agent: OPC UA and MQTT sources feeding the durable spool."""

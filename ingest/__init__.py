@@ -1,0 +1,1 @@
+"""Store: line protocol, batching writer, durable spool, InfluxDB and embedded stores."""
