@@ -1,0 +1,26 @@
+"""The collaborators one running API works with, injected into :func:`api.app.create_app`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from api.metadata.store import MetadataStore
+from api.settings import Settings
+from core.plant import PlantModel
+from ingest.contracts import Store
+
+Clock = Callable[[], int]  # integer UTC nanoseconds
+
+
+@dataclass(slots=True)
+class AppContext:
+    """Held in ``app.state.ctx``; routes reach it only through the aliases in ``api.deps``."""
+
+    settings: Settings
+    store: Store
+    meta: MetadataStore
+    plant: PlantModel
+    clock: Clock
+    # Closed on shutdown only when the app opened them itself (not when injected by a caller).
+    owned: list = field(default_factory=list)

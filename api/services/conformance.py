@@ -1,0 +1,124 @@
+"""Glue to the analytics core for firing reports and the actual-vs-setpoint curve.
+
+Called by routes/firings.py. Reads the firing's thermocouple series from the store, builds the
+programme from the firing's ``programme_segments`` (analytics.programme) and asks the
+conformance core for the report. Anything that makes a part of the report impossible (no
+programme, no data) is listed in ``problems`` rather than raised: a report of a firing without
+a programme still shows its temperatures.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from api.metadata.store import FiringRow
+from core.plant import Kiln
+from ingest.contracts import Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class Report:
+    programme: dict[str, Any] | None
+    tolerance_c: float
+    score: float | None = None
+    summary: dict[str, Any] = field(default_factory=dict)
+    thermocouples: list[dict[str, Any]] = field(default_factory=list)
+    segments: list[dict[str, Any]] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    energy_kwh: float | None = None
+
+
+def load_programme(kiln: Kiln, firing: FiringRow):  # -> analytics.programme.Programme | None
+    """The firing's programme, or None with the reason (never raises on bad segments)."""
+    from analytics.programme import Programme, ProgrammeError
+
+    if not firing.programme_segments:
+        return None, "the kiln sent no programme_segments for this firing"
+    try:
+        segments = json.loads(firing.programme_segments)
+        return Programme.from_segments(
+            segments, name=firing.programme, max_temperature_c=kiln.max_temperature_c
+        ), ""
+    except (ValueError, TypeError, ProgrammeError) as exc:
+        return None, f"programme_segments unusable: {exc}"
+
+
+def _window(firing: FiringRow, now_ns: int) -> tuple[int, int]:
+    end = firing.end_ns + 1 if firing.end_ns is not None else now_ns + 1
+    return firing.start_ns, max(end, firing.start_ns + 1)
+
+
+def _finite_list(a: np.ndarray) -> list[float | None]:
+    return [x if math.isfinite(x) else None for x in a.astype(np.float64).tolist()]
+
+
+def firing_curve(
+    store: Store, kiln: Kiln, firing: FiringRow, *, now_ns: int, tolerance_c: float, points: int
+) -> dict[str, Any]:
+    """Thermocouples (window means) and the travelling setpoint on one time grid."""
+    start, end = _window(firing, now_ns)
+    window = max(10**9, -(-(end - start) // points) // 10**9 * 10**9)
+    grid = np.arange(start // window * window, end, window, dtype=np.int64)
+    tcs: dict[str, list[float | None]] = {}
+    for f in kiln.thermocouple_fields():
+        s = store.series(kiln.path, f, start, end, window_ns=window, aggregate="mean")
+        col = np.full(grid.shape, np.nan)
+        if len(s):
+            idx = np.searchsorted(grid, s.time_ns.astype(np.int64))
+            ok = (idx < grid.size) & (grid[np.minimum(idx, grid.size - 1)] == s.time_ns)
+            col[idx[ok]] = s.values.astype(np.float64)[ok]
+        tcs[f] = _finite_list(col)
+    programme, _why = load_programme(kiln, firing)
+    if programme is not None:
+        # Window means sit at the window's centre, so judge the setpoint there too.
+        setpoint = programme.setpoint_c((grid + window / 2 - start) / 1e9)
+    else:  # fall back to the controller's own zone-1 setpoint
+        sp = store.series(kiln.path, "zone1_setpoint_c", start, end, window_ns=window)
+        setpoint = np.full(grid.shape, np.nan)
+        if len(sp):
+            idx = np.searchsorted(grid, sp.time_ns.astype(np.int64))
+            ok = idx < grid.size
+            setpoint[idx[ok]] = sp.values.astype(np.float64)[ok]
+    return {
+        "asset": kiln.path,
+        "firing_id": firing.firing_id,
+        "start_ns": start,
+        "end_ns": end,
+        "tolerance_c": tolerance_c,
+        "time_ns": grid.tolist(),
+        "setpoint_c": _finite_list(setpoint),
+        "thermocouples": tcs,
+        "events": [],
+    }
+
+
+def firing_report(
+    store: Store, kiln: Kiln, firing: FiringRow, *, now_ns: int, tolerance_c: float
+) -> Report:
+    """The conformance report of one firing (see module docstring)."""
+    programme, why = load_programme(kiln, firing)
+    report = Report(programme.to_dict() if programme else None, tolerance_c)
+    if why:
+        report.problems.append(why)
+    start, end = _window(firing, now_ns)
+    energy = store.series(kiln.path, "energy_kwh", start, end)
+    if len(energy) >= 2:
+        report.energy_kwh = float(energy.values[-1] - energy.values[0])
+    if programme is None:
+        return report
+    try:
+        from api.services import conformance_glue
+    except ImportError as exc:
+        report.problems.append(f"conformance analytics unavailable: {exc}")
+        return report
+    conformance_glue.fill(report, store, kiln, programme, start, end, tolerance_c)
+    return report

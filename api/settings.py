@@ -1,0 +1,31 @@
+"""The API's settings, in one class. Read from arguments, then ``KILNWORKS_*`` environment."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from core.plant import BUILTIN_SHANGBU
+
+
+class Settings(BaseSettings):
+    """Everything ``kilnworks serve`` can be told; validated when constructed."""
+
+    model_config = SettingsConfigDict(env_prefix="KILNWORKS_", extra="forbid")
+
+    store_url: str = "sqlite:///var/kilnworks/telemetry.db"  # telemetry store (open_store URL)
+    db_url: str = "sqlite:///var/kilnworks/metadata.db"  # metadata store (SQLAlchemy URL)
+    plant_path: str = str(BUILTIN_SHANGBU)
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    # An asset is "connected" when it sent something within this many seconds.
+    silent_after_s: float = Field(120.0, gt=0)
+    # How often the alarm evaluator runs in the background (0 = never; tests call it directly).
+    alarm_interval_s: float = Field(30.0, ge=0)
+    # Default band around the travelling setpoint (°C) when the programme does not carry one.
+    tolerance_c: float = Field(15.0, gt=0)
+    # Shift boundaries, hours of local day, and the plant's UTC offset (China Standard Time).
+    shift_start_hours: tuple[int, ...] = (0, 8, 16)
+    utc_offset_hours: float = 8.0
+    # How far back firings are looked for in telemetry when the caller gives no window.
+    firing_lookback_s: float = Field(14 * 86400.0, gt=0)
