@@ -1,0 +1,519 @@
+"""OEE to ISO 22400-2 from a machine-state timeline and counts: pure, vectorised NumPy.
+
+Who calls this: the API's OEE service (states and counts loaded from the store) and
+``kilnworks report oee`` (``analytics/oee_cli.py``). Nothing here does I/O or keeps state; the
+same inputs always give the same :class:`~analytics.oee_result.OeeResult`, which is what makes
+kiln OEE recompute correctly when a late grading arrives (call again with the new gradings).
+
+How a window is accounted (``docs/analytics-oee.md`` has the long version):
+
+1. the plan (shift calendar, or 24/7) splits the window into not planned, planned busy (PBT) and
+   planned down (PDOT) stretches;
+2. each state interval is classified: running -> APT, setup -> ASUT, idle/starved/blocked ->
+   ADOT, breakdown -> ADET, planned_stop -> PDOT, no data -> shown apart; a run of consecutive
+   unplanned stops shorter than ``microstop_s`` is a *minor stop*: it stays inside APT and
+   shows up as a performance loss, as OEE practice (and oee.com's six big losses) wants;
+3. timeline and plan are merged into elementary segments whose durations are summed per class
+   (integer ns, exact);
+4. counts made inside PBT are PQ/GQ/SQ; what is made outside PBT is reported, not counted.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from dataclasses import dataclass
+
+import numpy as np
+
+from analytics.oee_model import (
+    CycleCounts,
+    Gradings,
+    KilnPushes,
+    MachineState,
+    StateTimeline,
+    from_opc40001,
+    state_code,
+)
+from analytics.oee_result import NS_PER_S, OeeResult, merge_reasons
+from analytics.rollup import rollup
+from analytics.shifts import (
+    PLANNED_BUSY,
+    PLANNED_DOWN,
+    PlannedTime,
+    ShiftCalendar,
+    planned_step,
+)
+
+# Accounting classes of a state interval (after microstop classification).
+RUN, MICRO, SETUP, DOWN, DELAY, NO_DATA, PLANNED = range(7)
+_N_CLASSES = 7
+
+_CLASS_OF_STATE = np.empty(len(MachineState), dtype=np.int8)
+_CLASS_OF_STATE[MachineState.RUNNING] = RUN
+_CLASS_OF_STATE[MachineState.IDLE] = DOWN
+_CLASS_OF_STATE[MachineState.STARVED] = DOWN
+_CLASS_OF_STATE[MachineState.BLOCKED] = DOWN
+_CLASS_OF_STATE[MachineState.BREAKDOWN] = DELAY
+_CLASS_OF_STATE[MachineState.SETUP] = SETUP
+_CLASS_OF_STATE[MachineState.PLANNED_STOP] = PLANNED
+_CLASS_OF_STATE[MachineState.NO_DATA] = NO_DATA
+
+_FAR_FUTURE = np.iinfo(np.int64).max
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class PreparedTimeline:
+    """A timeline classified once, so many windows (shifts, days) reuse the work.
+
+    ``cls[i]`` is the accounting class of interval i; ``stop_start_ns``/``stop_is_micro`` the
+    start of every unplanned-stop episode and whether it was a minor stop; ``restart_ns`` the
+    times production resumed after a setup or a breakdown (start-up rejects follow them).
+    """
+
+    start_ns: np.ndarray
+    cls: np.ndarray
+    reason: np.ndarray
+    end_ns: int | None
+    stop_start_ns: np.ndarray
+    stop_is_micro: np.ndarray
+    restart_ns: np.ndarray
+
+
+def prepare(timeline: StateTimeline, *, microstop_s: float = 120.0) -> PreparedTimeline:
+    """Classify every interval of ``timeline`` (see module docstring, step 2).
+
+    A stop episode is a maximal run of consecutive idle/starved/blocked/breakdown intervals;
+    its full length decides, even when a window cuts it, so a 10-minute breakdown across a
+    shift change is an availability loss in both shifts, not two minor stops. The last
+    interval of an open timeline (``end_ns`` None) is still going on: never a minor stop.
+    """
+    if not np.isfinite(microstop_s) or microstop_s < 0:
+        raise ValueError(f"microstop_s: expected a number of seconds >= 0, got {microstop_s!r}")
+    starts = timeline.start_ns
+    n = starts.size
+    cls = _CLASS_OF_STATE[timeline.state]
+    ends = np.empty(n, np.int64)
+    if n:
+        ends[:-1] = starts[1:]
+        ends[-1] = _FAR_FUTURE if timeline.end_ns is None else timeline.end_ns
+    is_stop = (cls == DOWN) | (cls == DELAY)
+    prev = np.concatenate(([False], is_stop[:-1]))
+    first = is_stop & ~prev
+    stop_idx = np.flatnonzero(is_stop)
+    ep_pos = np.flatnonzero(first[stop_idx])  # positions within stop_idx where episodes begin
+    if stop_idx.size:
+        # Durations can hit the open end (int64 max): compute in float for the comparison only.
+        d = (ends[stop_idx] - starts[stop_idx]).astype(np.float64)
+        ep_len_s = np.add.reduceat(d, ep_pos) / NS_PER_S
+        micro = ep_len_s < microstop_s
+        # Broadcast each episode's verdict to its intervals.
+        ep_id = np.cumsum(first[stop_idx]) - 1
+        cls = cls.copy()
+        cls[stop_idx[micro[ep_id]]] = MICRO
+        ep_start = starts[stop_idx[ep_pos]]
+    else:
+        micro = np.zeros(0, bool)
+        ep_start = np.zeros(0, np.int64)
+    after_loss = np.concatenate(([False], np.isin(cls[:-1], (SETUP, DELAY))))
+    restart = starts[(cls == RUN) & after_loss]
+    return PreparedTimeline(starts, cls, timeline.reason, timeline.end_ns, ep_start, micro, restart)
+
+
+def _plan_for(window: tuple[int, int], shifts: ShiftCalendar | None) -> PlannedTime:
+    ws, we = window
+    if shifts is None:
+        return planned_step(ws, we, [(ws, we)], [])
+    return shifts.planned(ws, we)
+
+
+def _check_window(window: tuple[int, int]) -> tuple[int, int]:
+    try:
+        ws, we = (int(window[0]), int(window[1]))
+    except (TypeError, ValueError, IndexError):
+        raise ValueError(f"window: expected (start_ns, end_ns), got {window!r}") from None
+    if we < ws:
+        raise ValueError(f"window: end {we} is before start {ws}")
+    return ws, we
+
+
+def _level_at(plan: PlannedTime, t: np.ndarray) -> np.ndarray:
+    idx = np.searchsorted(plan.edges, t, side="right") - 1
+    idx = np.clip(idx, 0, plan.level.size - 1)
+    return plan.level[idx]
+
+
+@dataclass(frozen=True, slots=True)
+class _Times:
+    elements: dict[str, int]
+    reasons: tuple[tuple[int, int], ...]
+    reasoned_ns: int
+
+
+def _times(prep: PreparedTimeline, ws: int, we: int, plan: PlannedTime) -> _Times:
+    """Sum the time elements of ``[ws, we)`` (steps 3 of the module docstring)."""
+    starts = prep.start_ns
+    lo = max(int(np.searchsorted(starts, ws, side="right")) - 1, 0)
+    hi = int(np.searchsorted(starts, we, side="left"))
+    inner = starts[lo:hi]
+    cuts = [plan.edges, inner[inner > ws]]
+    if prep.end_ns is not None and ws < prep.end_ns < we:
+        cuts.append(np.array([prep.end_ns], np.int64))
+    edges = np.sort(np.concatenate(cuts), kind="stable")
+    if edges.size > 1:  # drop duplicate cut points (timeline change on a shift edge)
+        edges = edges[np.concatenate(([True], edges[1:] != edges[:-1]))]
+    left = edges[:-1]
+    dur = np.diff(edges)
+    k = np.searchsorted(inner, left, side="right") - 1
+    known = k >= 0
+    k_abs = np.where(known, k + lo, 0)
+    if starts.size:
+        cls = np.where(known, prep.cls[k_abs], NO_DATA).astype(np.int8)
+        reason = np.where(known, prep.reason[k_abs], 0)
+    else:
+        cls = np.full(left.size, NO_DATA, np.int8)
+        reason = np.zeros(left.size, np.int32)
+    if prep.end_ns is not None:
+        cls[left >= prep.end_ns] = NO_DATA
+        reason[left >= prep.end_ns] = 0
+    level = _level_at(plan, left)
+    busy = (level == PLANNED_BUSY) & (cls != PLANNED)
+    planned_down = (level == PLANNED_DOWN) | ((level == PLANNED_BUSY) & (cls == PLANNED))
+    # A handful of masked integer sums: exact in ns for any window (float weights in
+    # np.bincount would round beyond ~104 days of nanoseconds).
+    by_class = [int(dur[busy & (cls == c)].sum()) for c in range(_N_CLASSES - 1)]
+    elements = {
+        "calendar_ns": we - ws,
+        "pot_ns": int(dur[level != 0].sum()),
+        "pdot_ns": int(dur[planned_down].sum()),
+        "pbt_ns": int(dur[busy].sum()),
+        "apt_ns": by_class[RUN] + by_class[MICRO],
+        "microstop_ns": by_class[MICRO],
+        "asut_ns": by_class[SETUP],
+        "adot_ns": by_class[DOWN],
+        "adet_ns": by_class[DELAY],
+        "no_data_ns": by_class[NO_DATA],
+    }
+    sel = busy & ((cls == SETUP) | (cls == DOWN) | (cls == DELAY)) & (reason != 0)
+    reasons: tuple[tuple[int, int], ...] = ()
+    reasoned = 0
+    if np.any(sel):
+        r, d = reason[sel], dur[sel]
+        order = np.argsort(r, kind="stable")
+        r, d = r[order], d[order]
+        first = np.flatnonzero(np.concatenate(([True], r[1:] != r[:-1])))
+        sums = np.add.reduceat(d, first)
+        reasons = merge_reasons([dict(zip(r[first].tolist(), sums.tolist(), strict=True))])
+        reasoned = int(sums.sum())
+    # Stop episodes that start inside planned busy time of this window.
+    e0, e1 = np.searchsorted(prep.stop_start_ns, [ws, we], side="left")
+    ep_t = prep.stop_start_ns[e0:e1]
+    ep_busy = _level_at(plan, ep_t) == PLANNED_BUSY
+    micro = prep.stop_is_micro[e0:e1]
+    elements["microstop_count"] = int(np.count_nonzero(ep_busy & micro))
+    elements["stop_count"] = int(np.count_nonzero(ep_busy & ~micro))
+    return _Times(elements, reasons, reasoned)
+
+
+def _in_busy(prep: PreparedTimeline | None, plan: PlannedTime, t: np.ndarray) -> np.ndarray | slice:
+    """Which events at times ``t`` (inside the window) fall in planned busy time."""
+    if plan.level.size == 1 and plan.level[0] == PLANNED_BUSY:
+        ok: np.ndarray | slice = slice(None)  # 24/7 plan: every event counts (fast path)
+    else:
+        ok = _level_at(plan, t) == PLANNED_BUSY
+    if prep is not None and np.any(prep.cls == PLANNED):
+        # Made while the machine said "planned stop": outside PBT like the time itself.
+        k = np.searchsorted(prep.start_ns, t, side="right") - 1
+        planned = (k >= 0) & (prep.cls[np.maximum(k, 0)] == PLANNED)
+        ok = ~planned if isinstance(ok, slice) else ok & ~planned
+    return ok
+
+
+def _empty(scope: str, period: str, ws: int, we: int, ideal: bool, unit: str) -> OeeResult:
+    return OeeResult(scope, period, ws, we, ideal_known=ideal, unit=unit)
+
+
+def _ideal(ideal_cycle_time_s: float | None) -> float | None:
+    if ideal_cycle_time_s is None:
+        return None
+    value = float(ideal_cycle_time_s)
+    if not np.isfinite(value) or value <= 0:
+        raise ValueError(f"ideal cycle time: expected seconds > 0, got {ideal_cycle_time_s!r}")
+    return value
+
+
+def _compute_prepared(
+    prep: PreparedTimeline,
+    counts: CycleCounts,
+    ws: int,
+    we: int,
+    plan: PlannedTime,
+    ideal: float | None,
+    startup_s: float,
+    scope: str,
+    period: str,
+) -> OeeResult:
+    if we == ws:
+        return _empty(scope, period, ws, we, ideal is not None, "piece")
+    times = _times(prep, ws, we, plan)
+    c0, c1 = np.searchsorted(counts.time_ns, [ws, we], side="left")
+    t = counts.time_ns[c0:c1]
+    good = counts.good[c0:c1]
+    reject = counts.reject[c0:c1]
+    ok = _in_busy(prep, plan, t)
+    g = float(good[ok].sum())
+    r_ok = reject[ok]
+    r = float(r_ok.sum())
+    startup = 0.0
+    if startup_s > 0 and prep.restart_ns.size and r > 0:
+        tr = t[ok]
+        j = np.searchsorted(prep.restart_ns, tr, side="right") - 1
+        since = tr - prep.restart_ns[np.maximum(j, 0)]
+        in_startup = (j >= 0) & (since < int(startup_s * NS_PER_S))
+        startup = float(r_ok[in_startup].sum())
+    outside = float(good.sum() + reject.sum()) - (g + r)
+    cycle = ideal if ideal is not None else 0.0
+    return OeeResult(
+        scope=scope,
+        period=period,
+        window_start_ns=ws,
+        window_end_ns=we,
+        **times.elements,
+        produced=g + r,
+        good=g,
+        rejected=r,
+        startup_rejected=startup,
+        ideal_produced_s=cycle * (g + r),
+        ideal_graded_s=cycle * (g + r),
+        ideal_good_s=cycle * g,
+        ideal_startup_rejected_s=cycle * startup,
+        outside_planned_count=outside,
+        produced_graded=g + r,
+        reasoned_down_ns=times.reasoned_ns,
+        downtime_by_reason=times.reasons,
+        ideal_known=ideal is not None,
+    )
+
+
+def compute_oee(
+    timeline: StateTimeline,
+    counts: CycleCounts,
+    *,
+    window: tuple[int, int],
+    ideal_cycle_time_s: float | None,
+    shifts: ShiftCalendar | None = None,
+    microstop_s: float = 120.0,
+    startup_s: float = 0.0,
+    scope: str = "",
+    period: str = "",
+) -> OeeResult:
+    """OEE of one asset over ``window = (start_ns, end_ns)``.
+
+    ``shifts`` None means planned 24/7 (POT = the window). ``ideal_cycle_time_s`` is ISO
+    22400's planned run time per item (the press's nameplate cycle); None leaves performance,
+    OEE and TEEP undefined (with a reason) but still gives availability and quality.
+    ``startup_s`` > 0 counts rejects made within that many seconds after production resumes
+    from a setup or breakdown as start-up rejects (the sixth big loss).
+
+    Raises ValueError for a reversed window or a bad parameter. Ratios that cannot be
+    computed (zero planned time, nothing made) are None, never a ZeroDivisionError.
+    """
+    ws, we = _check_window(window)
+    ideal = _ideal(ideal_cycle_time_s)
+    prep = prepare(timeline, microstop_s=microstop_s)
+    return _compute_prepared(
+        prep, counts, ws, we, _plan_for((ws, we), shifts), ideal, startup_s, scope, period
+    )
+
+
+def by_shift(
+    timeline: StateTimeline,
+    counts: CycleCounts,
+    *,
+    window: tuple[int, int],
+    shifts: ShiftCalendar,
+    ideal_cycle_time_s: float | None,
+    microstop_s: float = 120.0,
+    startup_s: float = 0.0,
+    scope: str = "",
+) -> list[OeeResult]:
+    """One result per shift instance overlapping ``window`` (clipped to it), in time order.
+
+    ``period`` of each is ``YYYY-MM-DD/<shift name>`` (local date the shift starts);
+    ``calendar_ns`` is the shift's span, so TEEP of a shift is not meaningful: use
+    :func:`by_day` for TEEP.
+    """
+    ws, we = _check_window(window)
+    ideal = _ideal(ideal_cycle_time_s)
+    prep = prepare(timeline, microstop_s=microstop_s)
+    out = []
+    for inst in shifts.instances(ws, we):  # one iteration per shift, not per event
+        s, e = max(ws, inst.start_ns), min(we, inst.end_ns)
+        plan = shifts.planned(s, e)
+        out.append(
+            _compute_prepared(prep, counts, s, e, plan, ideal, startup_s, scope, inst.period)
+        )
+    return out
+
+
+def by_day(
+    timeline: StateTimeline,
+    counts: CycleCounts,
+    *,
+    window: tuple[int, int],
+    shifts: ShiftCalendar,
+    ideal_cycle_time_s: float | None,
+    microstop_s: float = 120.0,
+    startup_s: float = 0.0,
+    scope: str = "",
+) -> list[OeeResult]:
+    """Production days: the roll-up of each local date's shifts (a night shift belongs to the
+    day it starts). ``calendar_ns`` is the local day's length (24 h, 23/25 h on DST changes,
+    clipped to the window) so a day's TEEP is fully productive time over all time that day.
+    """
+    shift_results = by_shift(
+        timeline,
+        counts,
+        window=window,
+        shifts=shifts,
+        ideal_cycle_time_s=ideal_cycle_time_s,
+        microstop_s=microstop_s,
+        startup_s=startup_s,
+        scope=scope,
+    )
+    ws, we = _check_window(window)
+    days: dict[str, list[OeeResult]] = {}
+    for r in shift_results:
+        days.setdefault(r.period.split("/")[0], []).append(r)
+    out = []
+    for day, parts in days.items():
+        d = dt.date.fromisoformat(day)
+        start = _local_midnight_ns(d, shifts)
+        end = _local_midnight_ns(d + dt.timedelta(days=1), shifts)
+        s, e = max(ws, start), min(we, end)
+        total = rollup(parts, scope=scope, period=day)
+        out.append(
+            dataclasses.replace(
+                total, window_start_ns=s, window_end_ns=e, calendar_ns=max(e - s, 0)
+            )
+        )
+    return out
+
+
+def _local_midnight_ns(day: dt.date, shifts: ShiftCalendar) -> int:
+    moment = dt.datetime.combine(day, dt.time(), shifts.tz)
+    epoch = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+    return (moment - epoch) // dt.timedelta(microseconds=1) * 1000
+
+
+def _latest_gradings(gradings: Gradings, as_of_ns: int | None) -> Gradings:
+    keep = slice(None) if as_of_ns is None else gradings.graded_ns <= as_of_ns
+    ids, good, rej, at = (
+        gradings.car_id[keep],
+        gradings.good[keep],
+        gradings.reject[keep],
+        gradings.graded_ns[keep],
+    )
+    order = np.lexsort((at, ids))
+    ids, good, rej, at = ids[order], good[order], rej[order], at[order]
+    last = np.concatenate((ids[1:] != ids[:-1], [True])) if ids.size else np.zeros(0, bool)
+    return Gradings(ids[last], good[last], rej[last], at[last])
+
+
+def compute_kiln_oee(
+    timeline: StateTimeline | None,
+    pushes: KilnPushes,
+    gradings: Gradings,
+    *,
+    window: tuple[int, int],
+    nameplate_per_hour: float,
+    shifts: ShiftCalendar | None = None,
+    microstop_s: float = 0.0,
+    as_of_ns: int | None = None,
+    unit: str = "car",
+    scope: str = "",
+    period: str = "",
+) -> OeeResult:
+    """Rate-based OEE of a continuous (tunnel) kiln.
+
+    Performance is the quantity pushed out (cars, or tonnes when ``quantity`` holds tonnes and
+    ``unit="t"``) against ``nameplate_per_hour``; quality is first-pass yield, good pieces over
+    graded pieces, from the gradings known at ``as_of_ns`` (None: all). Gradings arrive hours
+    after the car leaves the kiln: this function is pure, so calling it again when one arrives
+    *is* the recomputation. Until every car in the window is graded, quality is provisional
+    (``graded_share`` < 1) and ungraded cars are assumed to grade like the graded ones.
+
+    ``timeline`` None means the kiln fired throughout (a tunnel kiln without a state signal):
+    every loss then shows up as rate (performance) loss. ``microstop_s`` defaults to 0: a late
+    push is a rate loss already. Raises ValueError for a bad window or nameplate.
+    """
+    ws, we = _check_window(window)
+    rate = float(nameplate_per_hour)
+    if not np.isfinite(rate) or rate <= 0:
+        raise ValueError(f"nameplate_per_hour: expected a rate > 0, got {nameplate_per_hour!r}")
+    cycle = 3600.0 / rate
+    if timeline is None:
+        timeline = StateTimeline(
+            np.array([ws], np.int64), np.array([MachineState.RUNNING], np.int8), None, we
+        )
+    prep = prepare(timeline, microstop_s=microstop_s)
+    if we == ws:
+        return _empty(scope, period, ws, we, True, unit)
+    plan = _plan_for((ws, we), shifts)
+    times = _times(prep, ws, we, plan)
+    p0, p1 = np.searchsorted(pushes.time_ns, [ws, we], side="left")
+    t = pushes.time_ns[p0:p1]
+    ok = _in_busy(prep, plan, t)
+    car = pushes.car_id[p0:p1][ok]
+    qty = pushes.quantity[p0:p1][ok]
+    produced = float(qty.sum())
+    latest = _latest_gradings(gradings, as_of_ns)
+    pos = np.searchsorted(latest.car_id, car)
+    pos_c = np.minimum(pos, max(latest.car_id.size - 1, 0))
+    matched = (
+        (pos < latest.car_id.size) & (latest.car_id[pos_c] == car)
+        if latest.car_id.size
+        else np.zeros(car.size, bool)
+    )
+    pieces_good = latest.good[pos_c][matched] if latest.car_id.size else np.zeros(0)
+    pieces_all = pieces_good + (latest.reject[pos_c][matched] if latest.car_id.size else 0.0)
+    graded_mask = matched.copy()
+    if latest.car_id.size:
+        graded_mask[matched] = pieces_all > 0  # a grading of zero pieces says nothing
+    graded_qty = float(qty[graded_mask].sum())
+    total_pieces = float(pieces_all.sum())
+    fpy = float(pieces_good.sum()) / total_pieces if total_pieces > 0 else None
+    good = graded_qty * fpy if fpy is not None else 0.0
+    notes = []
+    if produced > graded_qty:
+        notes.append(
+            f"quality provisional: {graded_qty:g} of {produced:g} {unit} graded"
+            + (f" as of {as_of_ns}" if as_of_ns is not None else "")
+        )
+    outside = float(pushes.quantity[p0:p1].sum()) - produced
+    return OeeResult(
+        scope=scope,
+        period=period,
+        window_start_ns=ws,
+        window_end_ns=we,
+        **times.elements,
+        produced=produced,
+        good=good,
+        rejected=graded_qty - good,
+        ideal_produced_s=cycle * produced,
+        ideal_graded_s=cycle * graded_qty,
+        ideal_good_s=cycle * good,
+        outside_planned_count=outside,
+        produced_graded=graded_qty,
+        reasoned_down_ns=times.reasoned_ns,
+        downtime_by_reason=times.reasons,
+        unit=unit,
+        notes=tuple(notes),
+    )
+
+
+__all__ = [
+    "CycleCounts", "Gradings", "KilnPushes", "MachineState", "OeeResult", "PreparedTimeline",
+    "StateTimeline", "by_day", "by_shift", "compute_kiln_oee", "compute_oee", "from_opc40001",
+    "prepare", "state_code",
+]  # fmt: skip
