@@ -1,0 +1,713 @@
+"""Firing-curve conformance: judge one firing, or many at once, against the travelling setpoint.
+
+Public API (the API layer and the CLI call these; see docs/analytics-firing.md)::
+
+    judge_firing(programme, time_ns, temps_c, quality=None, *, start_ns, pauses=(),
+                 thermocouples=None, settings=ConformanceSettings()) -> FiringReport
+    judge_firings(programmes, time_ns, temps_c, quality=None, *, start_ns, n_samples=None,
+                  pauses=None, thermocouples=None, settings=...) -> list[FiringReport]
+    judge_curve(time_ns, setpoint_c, temps_c, quality=None, *, ...) -> FiringReport
+    deviation_series(programme, time_ns, temps_c, quality=None, *, start_ns, pauses=(),
+                     settings=...) -> (setpoint_c (N,), deviation_c (K, N))
+
+Inputs: ``time_ns`` int64 UTC ns, sorted ascending (shared by the thermocouples of a firing);
+``temps_c`` ``(n_thermocouples, n_samples)`` float, NaN = missing; ``quality`` same shape,
+``core.reading.Quality`` values (samples worse than ``settings.max_quality`` are excluded).
+Raises ValueError for inputs of the wrong shape or unsorted time; bad *samples* never raise,
+they are excluded and show up as lower coverage.
+
+What is measured and how (decisions in docs/analytics-firing.md):
+
+* deviation = temperature - setpoint, only where the setpoint exists (0 <= programme time <=
+  end; not in a natural cool) and the sample is valid;
+* time-weighted mean / RMS / share-in-band using :func:`interval_weights` (irregular sampling is
+  fine; gaps longer than ``max_gap_s`` are never bridged); max |deviation| over valid samples;
+* excursions: runs outside ±band at least ``min_excursion_s`` long;
+* per segment: least-squares achieved rate, soak time inside the band (holds), peak and when;
+* stalls: L&L E-1 - heating slower than ``stall_rate_c_h`` over a trailing ``stall_window_s``
+  while the programme ramps (defaults 6.7 °C/h = 12 °F/h over 22.5 min, hotkilns.com);
+* spread across thermocouples over time, AMS2750 uniformity class from the worst |deviation|
+  during holds; cone equivalent from the rate over the last 100 °C (:mod:`analytics.cones`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+import numpy as np
+
+from analytics.cones import cone_equivalent, uniformity_class
+from analytics.firing_clock import NS_PER_S, programme_time_s
+from analytics.firing_metrics import PrefixSums, interval_weights, runs
+from analytics.programme import Programme, SegmentSpan
+from core.reading import Quality
+
+
+@dataclass(frozen=True, slots=True)
+class ConformanceSettings:
+    """Judging rules. Defaults name their source; every one can be changed per call."""
+
+    band_c: float = 10.0  # ± band around the travelling setpoint
+    min_excursion_s: float = 120.0  # shorter excursions are noise, not a finding
+    max_gap_s: float = 300.0  # never bridge a longer gap between samples
+    max_quality: int = Quality.GOOD  # exclude UNCERTAIN and BAD samples by default
+    # L&L DynaTrol E-1 (hotkilns.com/support/error-codes): < 12 °F/h for 22.5 min while ramping.
+    stall_rate_c_h: float = 12.0 * 5.0 / 9.0
+    stall_window_s: float = 22.5 * 60.0
+    stall_step_s: float = 60.0  # how often the trailing window is evaluated
+    cone_span_c: float = 100.0  # Orton: heating rate over the last 100 °C
+    min_coverage: float = 0.8  # below this a firing is "insufficient data", not judged
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if not isinstance(value, int | float) or not math.isfinite(value):
+                raise ValueError(f"ConformanceSettings.{f.name}: expected a finite number")
+        if self.band_c <= 0 or self.max_gap_s <= 0 or self.stall_window_s <= 0:
+            raise ValueError("ConformanceSettings: band_c, max_gap_s, stall_window_s must be > 0")
+        if self.stall_step_s <= 0 or self.cone_span_c <= 0 or not 0 <= self.min_coverage <= 1:
+            raise ValueError(
+                "ConformanceSettings: stall_step_s, cone_span_c > 0; min_coverage in [0, 1]"
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class Excursion:
+    """A stretch outside ±band. ``worst_deviation_c`` is signed (+ = hotter than setpoint)."""
+
+    thermocouple: str
+    start_ns: int
+    end_ns: int
+    duration_s: float
+    worst_deviation_c: float
+    worst_ns: int
+    segment: int  # programme segment at the worst point, -1 when none
+
+
+@dataclass(frozen=True, slots=True)
+class Stall:
+    """Heating slower than the stall rate over a whole trailing window while ramping."""
+
+    thermocouple: str
+    start_ns: int
+    end_ns: int
+    duration_s: float
+    min_rate_c_h: float
+    segment: int
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentReport:
+    """One programme segment as fired; per-thermocouple tuples follow ``FiringReport.names``."""
+
+    index: int
+    kind: str
+    start_ns: int
+    end_ns: int | None  # None: a natural cool (ends when the data ends)
+    programmed_rate_c_h: float | None  # signed, + heating
+    achieved_rate_c_h: tuple[float, ...]
+    programmed_hold_s: float | None
+    soak_in_band_s: tuple[float, ...] | None  # holds only
+    peak_c: tuple[float, ...]
+    peak_ns: tuple[int | None, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ThermocoupleReport:
+    name: str
+    samples: int
+    valid_samples: int
+    coverage: float  # covered time / judged time, 0..1
+    max_abs_deviation_c: float
+    max_abs_deviation_ns: int | None
+    mean_abs_deviation_c: float
+    rms_deviation_c: float
+    share_in_band: float
+    peak_c: float
+    peak_ns: int | None
+    last_100c_rate_c_h: float
+    cone: float
+    cone_rate_clamped: bool
+
+
+@dataclass(frozen=True)
+class FiringReport:
+    """Everything judged about one firing. NaN = undefined (no data to say); ``to_dict()``
+    turns NaN into ``None`` and is JSON-able."""
+
+    programme: str
+    start_ns: int
+    end_ns: int  # end of the judged period (programme end, or last sample for a natural cool)
+    band_c: float
+    verdict: str  # conforming | nonconforming | insufficient data | undefined
+    score: float  # kiln share of judged time inside ±band, 0..1 (NaN: undefined)
+    coverage: float
+    max_abs_deviation_c: float
+    mean_abs_deviation_c: float
+    rms_deviation_c: float
+    spread_max_c: float
+    spread_max_ns: int | None
+    spread_mean_c: float
+    uniformity_c: float
+    uniformity_class: int  # AMS2750 1-6; 0 worse than class 6; -1 undefined (no hold)
+    cone_min: float
+    cone_max: float
+    thermocouples: tuple[ThermocoupleReport, ...]
+    segments: tuple[SegmentReport, ...]
+    excursions: tuple[Excursion, ...]
+    stalls: tuple[Stall, ...]
+    settings: ConformanceSettings = field(default_factory=ConformanceSettings)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(t.name for t in self.thermocouples)
+
+    def to_dict(self) -> dict[str, Any]:
+        return _jsonable(self)
+
+
+def _jsonable(x: Any) -> Any:
+    if hasattr(x, "__dataclass_fields__"):
+        out = {f.name: _jsonable(getattr(x, f.name)) for f in fields(x)}
+        if isinstance(x, FiringReport):
+            out["names"] = list(x.names)
+        return out
+    if isinstance(x, tuple | list):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return [_jsonable(v) for v in x.tolist()]
+    if isinstance(x, bool | np.bool_):
+        return bool(x)
+    if isinstance(x, int | np.integer):
+        return int(x)
+    if isinstance(x, float | np.floating):
+        return float(x) if math.isfinite(x) else None
+    return x
+
+
+# -- public entry points ------------------------------------------------------------------------
+
+
+def judge_firing(
+    programme: Programme,
+    time_ns: np.ndarray,
+    temps_c: np.ndarray,
+    quality: np.ndarray | None = None,
+    *,
+    start_ns: int,
+    pauses: Sequence[tuple[int, int]] = (),
+    thermocouples: Sequence[str] | None = None,
+    settings: ConformanceSettings | None = None,
+) -> FiringReport:
+    """Judge one firing against ``programme`` started at ``start_ns`` (see module docstring)."""
+    settings = settings or ConformanceSettings()
+    t, y, q, names = _check_inputs(time_ns, temps_c, quality, thermocouples)
+    prog_t = programme_time_s(t, start_ns, pauses)
+    sp = programme.setpoint_c(prog_t)
+    end_ns = _judged_end_ns(programme, t, start_ns, pauses)
+    spans = programme.spans
+    bounds = np.searchsorted(prog_t, [s.start_s for s in spans] + [spans[-1].end_s], "right")
+    # A segment runs over samples [bounds[i], bounds[i+1]); the first sample at or after start
+    # belongs to the first segment (searchsorted right excludes the sample exactly at 0).
+    bounds[0] = np.searchsorted(prog_t, 0.0, "left")
+    seg_starts_ns = [_wall_ns(s.start_s, start_ns, pauses) for s in spans]
+    cover_ns = _wall_ns(programme.duration_s, start_ns, pauses) - start_ns
+    return _judge(
+        t,
+        start_ns,
+        end_ns,
+        cover_ns,
+        sp,
+        y,
+        q,
+        names,
+        spans,
+        bounds,
+        seg_starts_ns,
+        programme.name,
+        settings,
+        pauses,
+    )
+
+
+def judge_firings(
+    programmes: Programme | Sequence[Programme],
+    time_ns: np.ndarray,
+    temps_c: np.ndarray,
+    quality: np.ndarray | None = None,
+    *,
+    start_ns: Sequence[int] | np.ndarray,
+    n_samples: Sequence[int] | np.ndarray | None = None,
+    pauses: Sequence[Sequence[tuple[int, int]]] | None = None,
+    thermocouples: Sequence[str] | None = None,
+    settings: ConformanceSettings | None = None,
+) -> list[FiringReport]:
+    """Judge many firings held in padded batch arrays.
+
+    ``time_ns`` ``(F, N)``, ``temps_c`` ``(F, K, N)`` (NaN padding), ``quality`` ``(F, K, N)``;
+    firing ``f`` uses its first ``n_samples[f]`` samples (default all N; padding after that may
+    hold anything). ``programmes`` is one programme for all or one per firing.
+
+    Firings are judged one after another, each fully vectorised over its thermocouples and
+    samples: a firing's working set stays in cache, which beats one giant (F, K, N) pass that
+    streams every temporary through memory (bench/firing_conformance.py measures this).
+    """
+    t = np.asarray(time_ns)
+    y = np.asarray(temps_c)
+    if t.ndim != 2 or y.ndim != 3 or y.shape[0] != t.shape[0] or y.shape[2] != t.shape[1]:
+        raise ValueError(
+            f"expected time_ns (F, N) and temps_c (F, K, N), got {t.shape} and {y.shape}"
+        )
+    f_count = t.shape[0]
+    progs = [programmes] * f_count if isinstance(programmes, Programme) else list(programmes)
+    starts = np.asarray(start_ns, dtype=np.int64)
+    lengths = np.full(f_count, t.shape[1]) if n_samples is None else np.asarray(n_samples)
+    if len(progs) != f_count or starts.shape != (f_count,) or lengths.shape != (f_count,):
+        raise ValueError("programmes, start_ns and n_samples need one entry per firing")
+    if quality is not None and np.shape(quality) != y.shape:
+        raise ValueError(f"quality shape {np.shape(quality)} differs from temps_c {y.shape}")
+    out = []
+    for i in range(f_count):
+        n = int(lengths[i])
+        out.append(
+            judge_firing(
+                progs[i],
+                t[i, :n],
+                y[i, :, :n],
+                None if quality is None else quality[i, :, :n],
+                start_ns=int(starts[i]),
+                pauses=() if pauses is None else pauses[i],
+                thermocouples=thermocouples,
+                settings=settings,
+            )
+        )
+    return out
+
+
+def judge_curve(
+    time_ns: np.ndarray,
+    setpoint_c: np.ndarray,
+    temps_c: np.ndarray,
+    quality: np.ndarray | None = None,
+    *,
+    name: str = "",
+    thermocouples: Sequence[str] | None = None,
+    settings: ConformanceSettings | None = None,
+) -> FiringReport:
+    """Judge temperatures against any setpoint series (NaN = not judged), without segments:
+    e.g. a tunnel-kiln car's experienced curve against the designed profile it travelled
+    through (:mod:`analytics.tunnel`). Stalls and uniformity need segments: none / -1 here."""
+    settings = settings or ConformanceSettings()
+    t, y, q, names = _check_inputs(time_ns, temps_c, quality, thermocouples)
+    sp = np.asarray(setpoint_c, dtype=np.float64)
+    if sp.shape != t.shape:
+        raise ValueError(f"setpoint_c shape {sp.shape} differs from time_ns {t.shape}")
+    judged = np.nonzero(np.isfinite(sp))[0]
+    start = int(t[judged[0]]) if len(judged) else int(t[0]) if len(t) else 0
+    end = int(t[judged[-1]]) if len(judged) else start
+    return _judge(
+        t, start, end, end - start, sp, y, q, names, (), np.zeros(1, int), [], name, settings, ()
+    )
+
+
+def deviation_series(
+    programme: Programme,
+    time_ns: np.ndarray,
+    temps_c: np.ndarray,
+    quality: np.ndarray | None = None,
+    *,
+    start_ns: int,
+    pauses: Sequence[tuple[int, int]] = (),
+    settings: ConformanceSettings | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(setpoint_c (N,), deviation_c (K, N))`` for plots; NaN where not judged or invalid."""
+    settings = settings or ConformanceSettings()
+    t, y, q, _ = _check_inputs(time_ns, temps_c, quality, None)
+    sp = programme.setpoint_c(programme_time_s(t, start_ns, pauses))
+    d = y - sp[None, :]
+    if q is not None:
+        d[q > settings.max_quality] = np.nan
+    return sp, d
+
+
+# -- the kernel ---------------------------------------------------------------------------------
+
+
+def _check_inputs(
+    time_ns: np.ndarray,
+    temps_c: np.ndarray,
+    quality: np.ndarray | None,
+    thermocouples: Sequence[str] | None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, tuple[str, ...]]:
+    t = np.asarray(time_ns)
+    if t.ndim != 1 or not (np.issubdtype(t.dtype, np.integer) or t.size == 0):
+        raise ValueError(f"time_ns: expected a 1-D array of int64 nanoseconds, got {t.dtype}")
+    t = t.astype(np.int64, copy=False)
+    y = np.asarray(temps_c)
+    if y.ndim == 1:
+        y = y[None, :]
+    if y.ndim != 2 or y.shape[1] != t.shape[0]:
+        raise ValueError(
+            f"temps_c: expected (n_thermocouples, {t.shape[0]}) to match time_ns, got {y.shape}"
+        )
+    if not np.issubdtype(y.dtype, np.floating):
+        y = y.astype(np.float64)
+    if t.size > 1 and np.any(np.diff(t) < 0):
+        raise ValueError("time_ns must be sorted ascending")
+    q = None
+    if quality is not None:
+        q = np.asarray(quality)
+        if q.ndim == 1:
+            q = q[None, :]
+        if q.shape != y.shape:
+            raise ValueError(f"quality shape {q.shape} differs from temps_c {y.shape}")
+    if thermocouples is None:
+        names = tuple(f"tc{i + 1}" for i in range(y.shape[0]))
+    else:
+        names = tuple(thermocouples)
+        if len(names) != y.shape[0]:
+            raise ValueError(f"{len(names)} thermocouple names for {y.shape[0]} rows of temps_c")
+    return t, y, q, names
+
+
+def _wall_ns(prog_s: float, start_ns: int, pauses: Sequence[tuple[int, int]]) -> int:
+    """Wall-clock time at which programme time ``prog_s`` is reached (pauses added back)."""
+    end = start_ns + round(prog_s * NS_PER_S)
+    for p0, p1 in sorted(pauses):
+        lo = max(p0, start_ns)
+        if p1 > lo and lo <= end:
+            end += p1 - lo
+    return end
+
+
+def _judged_end_ns(
+    programme: Programme, t: np.ndarray, start_ns: int, pauses: Sequence[tuple[int, int]]
+) -> int:
+    if programme.spans[-1].kind == "natural_cool":
+        return max(int(t[-1]) if len(t) else start_ns, start_ns)
+    return _wall_ns(programme.duration_s, start_ns, pauses)
+
+
+def _nan_tuple(a: np.ndarray) -> tuple[float, ...]:
+    return tuple(float(v) for v in a)
+
+
+def _judge(
+    t_ns: np.ndarray,
+    start_ns: int,
+    end_ns: int,
+    cover_ns: int,
+    sp: np.ndarray,
+    y: np.ndarray,
+    q: np.ndarray | None,
+    names: tuple[str, ...],
+    spans: Sequence[SegmentSpan],
+    bounds: np.ndarray,
+    seg_starts_ns: Sequence[int],
+    programme_name: str,
+    s: ConformanceSettings,
+    pauses: Sequence[tuple[int, int]],
+) -> FiringReport:
+    k, n = y.shape
+    t_s = (t_ns - np.int64(start_ns)).astype(np.float64) / NS_PER_S
+    # Wall time during which the setpoint exists: what coverage is measured against.
+    judged_s = max(cover_ns / NS_PER_S, 0.0)
+
+    # deviation (NaN where missing or not judged) and validity
+    d = y - sp[None, :]
+    valid = np.isfinite(d)
+    if q is not None:
+        valid &= q <= s.max_quality
+    temps_ok = np.isfinite(y)
+    if q is not None:
+        temps_ok &= q <= s.max_quality
+    n_valid = valid.sum(axis=1)
+
+    # spread across thermocouples, where at least two read
+    with np.errstate(all="ignore"):
+        yv = np.where(temps_ok, y, np.nan)
+        both = temps_ok.sum(axis=0) >= 2
+        spread = np.where(both, np.fmax.reduce(yv, axis=0) - np.fmin.reduce(yv, axis=0), np.nan)
+    if n:
+        any_ok = temps_ok.any(axis=0)
+        sw, _ = interval_weights(t_s, (both & any_ok)[None, :], s.max_gap_s)
+        sw = sw[0]
+    else:
+        sw = np.zeros(0)
+    spread_max, spread_max_ns, spread_mean = math.nan, None, math.nan
+    if both.any():
+        i = int(np.nanargmax(spread))
+        spread_max, spread_max_ns = float(spread[i]), int(t_ns[i])
+        if sw.sum() > 0:
+            spread_mean = float(np.nansum(spread * sw) / sw.sum())
+
+    d[~valid] = 0.0
+    a = np.abs(d)
+    w, covered_s = interval_weights(t_s, valid, s.max_gap_s)
+    wsum = w.sum(axis=1)
+    with np.errstate(all="ignore"):
+        mean_abs = np.einsum("kn,kn->k", w, a) / wsum
+        rms = np.sqrt(np.einsum("kn,kn->k", w * d, d) / wsum)
+        outside = a > s.band_c  # invalid samples have a == 0, never outside
+        w_out = np.where(outside, w, 0.0).sum(axis=1)
+        share = 1.0 - w_out / wsum
+        coverage = np.clip(covered_s / judged_s, 0.0, 1.0) if judged_s > 0 else np.zeros(k)
+    undefined = wsum <= 0
+    mean_abs[undefined] = rms[undefined] = share[undefined] = np.nan
+    if n:
+        imax = a.argmax(axis=1)
+        max_abs = np.where(n_valid > 0, a[np.arange(k), imax], np.nan)
+    else:
+        imax, max_abs = np.zeros(k, int), np.full(k, np.nan)
+
+    # peaks and the cone equivalent (over valid temperatures, setpoint or not: heat work counts
+    # during a natural cool too)
+    yp = np.where(temps_ok, y, -np.inf)
+    if n:
+        ipeak = yp.argmax(axis=1)
+        peak = yp[np.arange(k), ipeak]
+        has_peak = np.isfinite(peak)
+        peak = np.where(has_peak, peak, np.nan)
+    else:
+        ipeak, peak, has_peak = np.zeros(k, int), np.full(k, np.nan), np.zeros(k, bool)
+    rate100 = _last_span_rate(t_s, y, temps_ok, ipeak, peak, s)
+    cones = cone_equivalent(peak, rate100)
+
+    # segments
+    y0 = np.where(temps_ok, y, 0.0)
+    sums = PrefixSums(t_s / 3600.0, y0, temps_ok.astype(np.float64)) if n else None
+    seg_idx_at = np.full(n, -1, dtype=np.int64)
+    segments: list[SegmentReport] = []
+    hold_worst = []
+    ramp_ranges = []
+    for j, span in enumerate(spans):
+        lo, hi = int(bounds[j]), int(bounds[j + 1])
+        hi = max(hi, lo)
+        seg_idx_at[lo:hi] = j
+        achieved = np.full(k, np.nan)
+        if hi - lo >= 3 and sums is not None:
+            achieved = sums.slope(np.asarray([lo]), np.asarray([hi]))[0][:, 0]
+        soak = None
+        if span.kind == "hold":
+            inside = np.where(~outside[:, lo:hi], w[:, lo:hi], 0.0).sum(axis=1)
+            soak = _nan_tuple(np.where(n_valid > 0, inside, np.nan))
+            if hi > lo:
+                seg_valid = valid[:, lo:hi]
+                if seg_valid.any():
+                    hold_worst.append(float(a[:, lo:hi][seg_valid].max()))
+        if span.kind == "ramp":
+            ramp_ranges.append((j, lo, hi))
+        if hi > lo:
+            sl = yp[:, lo:hi]
+            ip = sl.argmax(axis=1)
+            pk = sl[np.arange(k), ip]
+            pk_ok = np.isfinite(pk)
+            seg_peak = np.where(pk_ok, pk, np.nan)
+            seg_peak_ns = tuple(
+                int(t_ns[lo + i]) if ok else None for i, ok in zip(ip, pk_ok, strict=True)
+            )
+        else:
+            seg_peak, seg_peak_ns = np.full(k, np.nan), (None,) * k
+        segments.append(
+            SegmentReport(
+                index=j,
+                kind=span.kind,
+                start_ns=int(seg_starts_ns[j]),
+                end_ns=None
+                if span.kind == "natural_cool"
+                else _span_end_ns(span, seg_starts_ns, j, spans, end_ns),
+                programmed_rate_c_h=span.rate_c_h,
+                achieved_rate_c_h=_nan_tuple(achieved),
+                programmed_hold_s=span.hold_s,
+                soak_in_band_s=soak,
+                peak_c=_nan_tuple(seg_peak),
+                peak_ns=seg_peak_ns,
+            )
+        )
+
+    excursions = _excursions(t_ns, t_s, d, outside, seg_idx_at, names, s)
+    stalls = _stalls(t_ns, t_s, sums, ramp_ranges, names, s, start_ns) if sums else []
+
+    uni = max(hold_worst) if hold_worst else math.nan
+    wtot = float(wsum.sum())
+    tcs = tuple(
+        ThermocoupleReport(
+            name=names[i],
+            samples=n,
+            valid_samples=int(n_valid[i]),
+            coverage=float(coverage[i]),
+            max_abs_deviation_c=float(max_abs[i]),
+            max_abs_deviation_ns=int(t_ns[imax[i]]) if n_valid[i] > 0 else None,
+            mean_abs_deviation_c=float(mean_abs[i]),
+            rms_deviation_c=float(rms[i]),
+            share_in_band=float(share[i]),
+            peak_c=float(peak[i]),
+            peak_ns=int(t_ns[ipeak[i]]) if has_peak[i] else None,
+            last_100c_rate_c_h=float(rate100[i]),
+            cone=float(cones.cone[i]),
+            cone_rate_clamped=bool(cones.rate_clamped[i]),
+        )
+        for i in range(k)
+    )
+    with np.errstate(all="ignore"):
+        kiln_mean = float(np.einsum("kn,kn->", w, a) / wtot) if wtot > 0 else math.nan
+        kiln_rms = float(math.sqrt(np.einsum("kn,kn->", w * d, d) / wtot)) if wtot > 0 else math.nan
+        score = float(1.0 - w_out.sum() / wtot) if wtot > 0 else math.nan
+    kiln_cov = float(coverage.mean()) if k else 0.0
+    if wtot <= 0:
+        verdict = "undefined"
+    elif kiln_cov < s.min_coverage:
+        verdict = "insufficient data"
+    elif excursions or stalls:
+        verdict = "nonconforming"
+    else:
+        verdict = "conforming"
+    finite_cones = cones.cone[np.isfinite(cones.cone)]
+    return FiringReport(
+        programme=programme_name,
+        start_ns=int(start_ns),
+        end_ns=int(end_ns),
+        band_c=s.band_c,
+        verdict=verdict,
+        score=score,
+        coverage=kiln_cov,
+        max_abs_deviation_c=float(np.nanmax(max_abs)) if np.isfinite(max_abs).any() else math.nan,
+        mean_abs_deviation_c=kiln_mean,
+        rms_deviation_c=kiln_rms,
+        spread_max_c=spread_max,
+        spread_max_ns=spread_max_ns,
+        spread_mean_c=spread_mean,
+        uniformity_c=uni,
+        uniformity_class=int(uniformity_class(uni)),
+        cone_min=float(finite_cones.min()) if finite_cones.size else math.nan,
+        cone_max=float(finite_cones.max()) if finite_cones.size else math.nan,
+        thermocouples=tcs,
+        segments=tuple(segments),
+        excursions=tuple(excursions),
+        stalls=tuple(stalls),
+        settings=s,
+    )
+
+
+def _span_end_ns(
+    span: SegmentSpan, starts_ns: Sequence[int], j: int, spans: Sequence[SegmentSpan], end_ns: int
+) -> int:
+    return int(starts_ns[j + 1]) if j + 1 < len(spans) else int(end_ns)
+
+
+def _last_span_rate(
+    t_s: np.ndarray,
+    y: np.ndarray,
+    ok: np.ndarray,
+    ipeak: np.ndarray,
+    peak: np.ndarray,
+    s: ConformanceSettings,
+) -> np.ndarray:
+    """Heating rate (°C/h) over the last ``cone_span_c`` before each thermocouple's peak: the
+    time from the last valid sample below ``peak - span`` before the peak (crossing found by
+    linear interpolation to the next sample when no gap lies between) to the peak."""
+    k, n = y.shape
+    rate = np.full(k, np.nan)
+    if n < 2:
+        return rate
+    thr = peak - s.cone_span_c
+    with np.errstate(invalid="ignore"):
+        below = ok & (y < thr[:, None]) & (np.arange(n)[None, :] < ipeak[:, None])
+    has = below.any(axis=1) & np.isfinite(peak)
+    if not has.any():
+        return rate
+    last = n - 1 - below[:, ::-1].argmax(axis=1)
+    rows = np.nonzero(has)[0]
+    i = last[rows]
+    j = np.minimum(i + 1, n - 1)
+    ti, tj = t_s[i], t_s[j]
+    yi, yj = y[rows, i], y[rows, j]
+    bridge = ok[rows, j] & (tj - ti <= s.max_gap_s) & (yj > yi)
+    with np.errstate(all="ignore"):
+        frac = np.where(bridge, (thr[rows] - yi) / (yj - yi), 1.0)
+        t_cross = ti + np.clip(frac, 0.0, 1.0) * (tj - ti)
+        dur_h = (t_s[ipeak[rows]] - t_cross) / 3600.0
+        rate[rows] = np.where(dur_h > 0, s.cone_span_c / dur_h, np.nan)
+    return rate
+
+
+def _excursions(
+    t_ns: np.ndarray,
+    t_s: np.ndarray,
+    d: np.ndarray,
+    outside: np.ndarray,
+    seg_idx_at: np.ndarray,
+    names: tuple[str, ...],
+    s: ConformanceSettings,
+) -> list[Excursion]:
+    r = runs(outside, t_s, s.max_gap_s)
+    if r.row.size == 0:
+        return []
+    dur = t_s[r.last] - t_s[r.first]
+    keep = np.nonzero(dur >= s.min_excursion_s)[0]
+    out = []
+    for i in keep:  # one iteration per excursion found, not per sample
+        row, a0, a1 = int(r.row[i]), int(r.first[i]), int(r.last[i])
+        seg = d[row, a0 : a1 + 1]
+        w = a0 + int(np.abs(seg).argmax())
+        out.append(
+            Excursion(
+                thermocouple=names[row],
+                start_ns=int(t_ns[a0]),
+                end_ns=int(t_ns[a1]),
+                duration_s=float(dur[i]),
+                worst_deviation_c=float(d[row, w]),
+                worst_ns=int(t_ns[w]),
+                segment=int(seg_idx_at[w]),
+            )
+        )
+    return out
+
+
+def _stalls(
+    t_ns: np.ndarray,
+    t_s: np.ndarray,
+    sums: PrefixSums,
+    ramp_ranges: list[tuple[int, int, int]],
+    names: tuple[str, ...],
+    s: ConformanceSettings,
+    start_ns: int,
+) -> list[Stall]:
+    """Evaluate the trailing-window heating rate every ``stall_step_s`` inside ramp segments
+    (the window must lie inside the segment: the first minutes of a ramp after a hold are the
+    controller catching up, not a stall) and report runs below the stall rate."""
+    out: list[Stall] = []
+    win = s.stall_window_s
+    for j, lo, hi in ramp_ranges:
+        if hi - lo < 3:
+            continue
+        t0, t1 = t_s[lo], t_s[hi - 1]
+        if t1 - t0 < win:
+            continue
+        grid = np.arange(t0 + win, t1 + 1e-9, s.stall_step_s)
+        g_hi = np.searchsorted(t_s, grid, "right")
+        g_lo = np.searchsorted(t_s, grid - win, "left")
+        g_lo = np.maximum(g_lo, lo)
+        slope, _count = sums.slope(g_lo, g_hi)
+        # The window must really span the window (no long gap at either end).
+        span_ok = (t_s[np.maximum(g_hi - 1, 0)] - t_s[g_lo]) >= 0.5 * win
+        slow = (slope < s.stall_rate_c_h) & span_ok[None, :]
+        r = runs(slow, grid, 1.5 * s.stall_step_s)
+        for i in range(r.row.size):
+            row, a0, a1 = int(r.row[i]), int(r.first[i]), int(r.last[i])
+            begin = start_ns + round((grid[a0] - win) * NS_PER_S)
+            end = start_ns + round(grid[a1] * NS_PER_S)
+            out.append(
+                Stall(
+                    thermocouple=names[row],
+                    start_ns=begin,
+                    end_ns=end,
+                    duration_s=(end - begin) / NS_PER_S,
+                    min_rate_c_h=float(np.nanmin(slope[row, a0 : a1 + 1])),
+                    segment=j,
+                )
+            )
+    return out
