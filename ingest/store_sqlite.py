@@ -1,0 +1,252 @@
+"""The embedded store: SQLite, for the demo and for a workshop without an InfluxDB server.
+
+Implements :class:`ingest.contracts.Store` (the same contract tests as InfluxDB) plus
+:meth:`SQLiteStore.readings`, a raw read that keeps each value's type, quality and unit (CSV
+export uses it).
+
+Schema: a ``series`` table (one row per asset + field) and a ``point`` table keyed by
+``(series_id, time_ns)`` as a WITHOUT ROWID table, so a range read of one series is one
+sequential walk of the primary key, and writing the same asset + field + source time again
+replaces the point (idempotent, like InfluxDB). ``value`` has no declared type, so SQLite
+keeps what it was given: REAL (float64, exact), INTEGER (int64, and bools as 0/1 with
+``kind`` telling them apart) or TEXT.
+
+Durability: WAL with ``synchronous=FULL`` (a write the forwarder was told succeeded is on disk,
+so the spool may forget it). Thread-safe: one connection behind a lock; SQLite serialises
+writers anyway, and the reads here are short.
+
+URLs (``ingest.stores.open_store``): ``sqlite:///relative/path.db``,
+``sqlite:////absolute/path.db``, ``sqlite:///:memory:``.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from core.reading import KIND_BOOL, KIND_FLOAT, KIND_INT, KIND_STR, Quality, Reading, ReadingBatch
+from ingest.batch_check import check_batch
+from ingest.contracts import Series, WriteResult
+from ingest.downsample import downsample
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS series (
+    id INTEGER PRIMARY KEY,
+    asset TEXT NOT NULL,
+    field TEXT NOT NULL,
+    has_text INTEGER NOT NULL DEFAULT 0,  -- 1 once a text value was written: read as object array
+    UNIQUE (asset, field)
+);
+CREATE TABLE IF NOT EXISTS point (
+    series_id INTEGER NOT NULL,
+    time_ns INTEGER NOT NULL,
+    kind INTEGER NOT NULL,
+    value NOT NULL,
+    quality INTEGER NOT NULL,
+    received_ns INTEGER NOT NULL,
+    unit TEXT NOT NULL,
+    PRIMARY KEY (series_id, time_ns)
+) WITHOUT ROWID;
+"""
+
+_NUMERIC_ROW = np.dtype([("time_ns", np.int64), ("value", np.float64), ("quality", np.uint8)])
+
+
+class SQLiteStore:
+    """Readings in one SQLite file (or in memory). See the module docstring."""
+
+    def __init__(self, path: str | os.PathLike[str] = ":memory:") -> None:
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        if self.path != ":memory:":
+            self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.executescript(_SCHEMA)
+        self._series_ids: dict[tuple[str, str], int] = {}
+        self._text_series: set[int] = set()
+        for sid, asset, field, has_text in self._db.execute(
+            "SELECT id, asset, field, has_text FROM series"
+        ):
+            self._series_ids[(asset, field)] = sid
+            if has_text:
+                self._text_series.add(sid)
+
+    @classmethod
+    def from_url(cls, url: str) -> SQLiteStore:
+        """``sqlite:///rel.db``, ``sqlite:////abs.db``, ``sqlite:///:memory:`` or ``sqlite://``."""
+        if not url.startswith("sqlite://"):
+            raise ValueError(f"{url!r} is not a sqlite:// store URL")
+        rest = url[len("sqlite://") :]
+        path = rest[1:] if rest.startswith("/") else rest
+        path = path.split("?", 1)[0]
+        return cls(path or ":memory:")
+
+    def __repr__(self) -> str:
+        return f"SQLiteStore({self.path!r})"
+
+    # -- writing -------------------------------------------------------------------------
+
+    def write(self, batch: ReadingBatch) -> WriteResult:
+        """Write the valid readings in one transaction (replacing points with the same asset,
+        field and source time); invalid ones come back as rejected."""
+        good, rejected = check_batch(batch)
+        n = len(good)
+        if n == 0:
+            return WriteResult(0, rejected)
+        kind = good.kind
+        values: list = good.number.tolist()
+        for i in np.flatnonzero(kind == KIND_INT).tolist():
+            values[i] = int(good.integer[i])
+        for i in np.flatnonzero(kind == KIND_BOOL).tolist():
+            values[i] = int(good.number[i] != 0)
+        text_rows = np.flatnonzero(kind == KIND_STR).tolist()
+        for i in text_rows:
+            values[i] = good.text[i]
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                sids = self._ids_for(good.asset, good.field)
+                for sid in {sids[i] for i in text_rows} - self._text_series:
+                    self._db.execute("UPDATE series SET has_text = 1 WHERE id = ?", (sid,))
+                self._db.executemany(
+                    "INSERT OR REPLACE INTO point VALUES (?,?,?,?,?,?,?)",
+                    zip(
+                        sids, good.source_time_ns.tolist(), kind.tolist(), values,
+                        good.quality.tolist(), good.received_time_ns.tolist(), good.unit.tolist(),
+                        strict=True,
+                    ),
+                )  # fmt: skip
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                # The new series ids were rolled back too: forget them.
+                self._reload_series_ids()
+                raise
+            self._text_series.update(sids[i] for i in text_rows)
+        return WriteResult(n, rejected)
+
+    def _ids_for(self, assets: np.ndarray, fields: np.ndarray) -> list[int]:
+        ids = self._series_ids
+        out: list[int] = []
+        for key in zip(assets.tolist(), fields.tolist(), strict=True):
+            sid = ids.get(key)
+            if sid is None:
+                cur = self._db.execute("INSERT INTO series (asset, field) VALUES (?, ?)", key)
+                sid = ids[key] = int(cur.lastrowid)  # type: ignore[arg-type]
+            out.append(sid)
+        return out
+
+    def _reload_series_ids(self) -> None:
+        self._series_ids = {
+            (a, f): sid for sid, a, f in self._db.execute("SELECT id, asset, field FROM series")
+        }
+
+    # -- reading -------------------------------------------------------------------------
+
+    def series(
+        self,
+        asset: str,
+        field: str,
+        start_ns: int,
+        end_ns: int,
+        *,
+        window_ns: int | None = None,
+        aggregate: str = "mean",
+    ) -> Series:
+        """See :meth:`ingest.contracts.Store.series`. Downsampling is done in NumPy
+        (``ingest.downsample``): exact for first/last and the worst quality per window."""
+        raw = self._raw_series(asset, field, int(start_ns), int(end_ns))
+        if window_ns is None:
+            return raw
+        return downsample(raw, window_ns, aggregate)
+
+    def _raw_series(self, asset: str, field: str, start_ns: int, end_ns: int) -> Series:
+        sid = self._series_ids.get((asset, field))
+        if sid is None or start_ns >= end_ns:
+            return Series(np.empty(0, np.int64), np.empty(0, np.float64), np.empty(0, np.uint8))
+        sql = (
+            "SELECT time_ns, value, quality FROM point "
+            "WHERE series_id = ? AND time_ns >= ? AND time_ns < ? ORDER BY time_ns"
+        )
+        with self._lock:
+            cur = self._db.execute(sql, (sid, start_ns, end_ns))
+            if sid not in self._text_series:
+                rows = np.fromiter(cur, dtype=_NUMERIC_ROW)
+                return Series(rows["time_ns"].copy(), rows["value"].copy(), rows["quality"].copy())
+            fetched = cur.fetchall()
+        n = len(fetched)
+        time_ns = np.fromiter((r[0] for r in fetched), dtype=np.int64, count=n)
+        values = np.empty(n, dtype=object)
+        values[:] = [r[1] for r in fetched]
+        quality = np.fromiter((r[2] for r in fetched), dtype=np.uint8, count=n)
+        return Series(time_ns, values, quality)
+
+    def readings(
+        self, asset: str, field: str, start_ns: int, end_ns: int, *, limit: int | None = None
+    ) -> ReadingBatch:
+        """The raw readings of one series in ``[start_ns, end_ns)``, oldest first, at most
+        ``limit`` of them, with their value types, quality, receive time and unit."""
+        sid = self._series_ids.get((asset, field))
+        if sid is None or start_ns >= end_ns:
+            return ReadingBatch.empty()
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT time_ns, kind, value, quality, received_ns, unit FROM point "
+                "WHERE series_id = ? AND time_ns >= ? AND time_ns < ? ORDER BY time_ns LIMIT ?",
+                (sid, int(start_ns), int(end_ns), -1 if limit is None else int(limit)),
+            ).fetchall()
+        return ReadingBatch.from_readings(
+            Reading(asset, field, _typed(kind, value), Quality(q), t, recv, unit)
+            for t, kind, value, q, recv, unit in rows
+        )
+
+    def latest(self, asset: str) -> dict[str, Reading]:
+        """See :meth:`ingest.contracts.Store.latest`."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT s.field, p.time_ns, p.kind, p.value, p.quality, p.received_ns, p.unit "
+                "FROM series s JOIN point p ON p.series_id = s.id AND p.time_ns = "
+                "(SELECT MAX(time_ns) FROM point WHERE series_id = s.id) WHERE s.asset = ?",
+                (asset,),
+            ).fetchall()
+        return {
+            field: Reading(asset, field, _typed(kind, value), Quality(q), t, recv, unit)
+            for field, t, kind, value, q, recv, unit in rows
+        }
+
+    def list_series(self, asset_prefix: str = "") -> list[tuple[str, str]]:
+        """See :meth:`ingest.contracts.Store.list_series`."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT asset, field FROM series WHERE substr(asset, 1, ?) = ? "
+                "AND EXISTS (SELECT 1 FROM point WHERE series_id = series.id) "
+                "ORDER BY asset, field",
+                (len(asset_prefix), asset_prefix),
+            ).fetchall()
+        return [(a, f) for a, f in rows]
+
+    def count(self) -> int:
+        """Points held (tests and the demo's summary)."""
+        with self._lock:
+            return int(self._db.execute("SELECT COUNT(*) FROM point").fetchone()[0])
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+def _typed(kind: int, value: object) -> float | int | bool | str:
+    if kind == KIND_FLOAT:
+        return float(value)  # type: ignore[arg-type]
+    if kind == KIND_INT:
+        return int(value)  # type: ignore[arg-type]
+    if kind == KIND_BOOL:
+        return bool(value)
+    return str(value)

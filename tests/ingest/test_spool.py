@@ -1,0 +1,224 @@
+"""The durable spool: exact round trip, invalid readings, bounds and policies, restarts, kill -9."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from core.reading import Quality, Reading, ReadingBatch
+from ingest.spool import Spool, SpoolLocked
+from tests.ingest._helpers import KILN, T0, floats, mixed
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def drain(spool: Spool, max_rows: int = 1_000_000) -> list[Reading]:
+    out: list[Reading] = []
+    while True:
+        upto, batch = spool.peek(max_rows)
+        if len(batch) == 0:
+            return out
+        out += batch.to_readings()
+        spool.ack(upto)
+
+
+def test_put_peek_ack_keeps_every_value_exactly(tmp_path: Path) -> None:
+    readings = [*mixed(), Reading(KILN, "x_c", 0.1 + 0.2, Quality.GOOD, -5, 2**62, "µ")]
+    with Spool(tmp_path / "spool.db") as spool:
+        result = spool.put(ReadingBatch.from_readings(readings))
+        assert result.written == len(readings) and result.rejected == []
+        assert spool.depth() == len(readings)
+        upto, batch = spool.peek(100)
+        assert batch.to_readings() == readings
+        assert spool.depth() == len(readings)  # peek does not remove
+        assert spool.ack(upto) == len(readings)
+        assert spool.depth() == 0
+        assert spool.peek(100)[1].to_readings() == []
+        stats = spool.stats()
+        assert stats["accepted"] == stats["forwarded"] == len(readings)
+
+
+def test_invalid_readings_are_rejected_and_dead_lettered_the_rest_kept(tmp_path: Path) -> None:
+    good = mixed()
+    bad = [
+        Reading(KILN, "t_c", float("nan"), Quality.GOOD, T0, T0),
+        Reading("xinghai/plant-1/kiln-2", "t_c", 1.0, Quality.GOOD, T0, T0),
+        Reading(KILN, "", 1.0, Quality.GOOD, T0, T0),
+        Reading(KILN, "t_c", "bad \udc80 bytes", Quality.GOOD, T0, T0),
+        Reading(KILN, "t_c", float("-inf"), Quality.GOOD, T0, T0),
+    ]
+    with Spool(tmp_path / "spool.db") as spool:
+        result = spool.put(ReadingBatch.from_readings([bad[0], *good, *bad[1:]]))
+        assert result.written == len(good)
+        reasons = [r.reason for r in result.rejected]
+        assert len(reasons) == len(bad)
+        assert "not a finite number" in reasons[0]
+        assert "four non-empty parts" in reasons[1]
+        assert "empty field name" in reasons[2]
+        assert "UTF-8" in reasons[3]
+        assert drain(spool) == good
+        letters = spool.dead_letters()
+        assert len(letters) == len(bad)
+        assert {d["reason"] for d in letters} == set(reasons)
+        assert all(d["source"] == "spool" for d in letters)
+        assert spool.stats()["rejected_invalid"] == len(bad)
+
+
+def test_dead_letter_keeps_raw_payloads_and_is_bounded(tmp_path: Path) -> None:
+    with Spool(tmp_path / "spool.db", max_dead_letters=3) as spool:
+        for i in range(5):
+            spool.dead_letter("mqtt", "not JSON", f"topic t/{i}", raw=b"\xff{" + bytes([i]))
+        letters = spool.dead_letters()
+        assert [d["detail"] for d in letters] == ["topic t/4", "topic t/3", "topic t/2"]
+        assert letters[0]["raw"] == b"\xff{\x04"
+        stats = spool.stats()
+        assert stats["dead_lettered"] == 5
+        assert stats["dropped"]["dead_letter_overflow"] == 2
+
+
+def test_pending_readings_and_counters_survive_reopen(tmp_path: Path) -> None:
+    path = tmp_path / "spool.db"
+    with Spool(path) as spool:
+        spool.put(floats(100))
+        spool.put(floats(50, start=100))
+        upto, _ = spool.peek(100)
+        spool.ack(upto)
+    with Spool(path) as spool:
+        assert spool.depth() == 50
+        assert drain(spool) == floats(50, start=100).to_readings()
+        stats = spool.stats()
+        assert (stats["accepted"], stats["forwarded"]) == (150, 150)
+
+
+def test_a_second_owner_is_refused(tmp_path: Path) -> None:
+    with Spool(tmp_path / "spool.db"), pytest.raises(SpoolLocked, match="in use"):
+        Spool(tmp_path / "spool.db")
+
+
+def test_peek_takes_whole_batches_up_to_max_rows_and_splits_big_puts(tmp_path: Path) -> None:
+    with Spool(tmp_path / "spool.db", chunk_readings=400) as spool:
+        spool.put(floats(1000))  # stored as 400 + 400 + 200
+        upto, batch = spool.peek(900)
+        assert len(batch) == 800
+        spool.ack(upto)
+        upto, batch = spool.peek(10)  # at least one batch even when it is bigger
+        assert len(batch) == 200
+        assert batch.to_readings() == floats(200, start=800).to_readings()
+
+
+def test_drop_oldest_keeps_the_newest_and_counts_every_drop(tmp_path: Path) -> None:
+    with Spool(tmp_path / "spool.db") as spool:
+        one = spool.put(floats(100)) and spool.stats()["bytes"]
+    (tmp_path / "spool.db").unlink()
+    with Spool(tmp_path / "spool.db", max_bytes=int(one * 3.5), policy="drop_oldest") as spool:
+        for k in range(10):
+            assert spool.put(floats(100, start=100 * k)).written == 100
+        assert spool.depth() == 300
+        assert spool.stats()["dropped"] == {"spool_full_oldest": 700}
+        assert drain(spool) == floats(300, start=700).to_readings()
+
+
+def test_reject_new_refuses_what_does_not_fit(tmp_path: Path) -> None:
+    with Spool(tmp_path / "spool.db") as spool:
+        spool.put(floats(100))
+        one = spool.stats()["bytes"]
+    (tmp_path / "spool.db").unlink()
+    with Spool(tmp_path / "spool.db", max_bytes=int(one * 2.5), policy="reject_new") as spool:
+        results = [spool.put(floats(100, start=100 * k)) for k in range(4)]
+        assert [r.written for r in results] == [100, 100, 0, 0]
+        assert {x.reason for x in results[2].rejected} == {"spool full"}
+        assert len(results[3].rejected) == 100
+        assert spool.stats()["dropped"] == {"spool_full_new": 200}
+        assert drain(spool) == floats(200).to_readings()
+
+
+def test_bad_policy_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="drop_oldest, reject_new"):
+        Spool(tmp_path / "s.db", policy="drop_newest")
+
+
+def test_concurrent_puts_lose_nothing(tmp_path: Path) -> None:
+    with Spool(tmp_path / "spool.db") as spool:
+
+        def producer(k: int) -> None:
+            for j in range(20):
+                spool.put(floats(50, start=(k * 20 + j) * 50))
+
+        threads = [threading.Thread(target=producer, args=(k,)) for k in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        got = drain(spool, 777)
+        assert len(got) == 6 * 20 * 50
+        assert sorted(r.source_time_ns for r in got) == [
+            T0 + i * 1_000_000_000 for i in range(6 * 20 * 50)
+        ]
+
+
+def test_oldest_age_uses_the_injected_clock(tmp_path: Path) -> None:
+    now = [1_000]
+    with Spool(tmp_path / "spool.db", clock=lambda: now[0]) as spool:
+        assert spool.oldest_age_ns(5_000) is None
+        spool.put(floats(3))
+        now[0] = 2_000
+        spool.put(floats(3, start=3))
+        assert spool.oldest_age_ns(5_000) == 4_000
+
+
+def test_a_damaged_batch_is_quarantined_not_blocking(tmp_path: Path) -> None:
+    path = tmp_path / "spool.db"
+    with Spool(path) as spool:
+        spool.put(floats(10))
+        spool.put(floats(10, start=10))
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE batch SET payload = x'00ff00' WHERE id = 1")
+    with Spool(path) as spool:
+        assert drain(spool) == floats(10, start=10).to_readings()
+        assert spool.stats()["dropped"] == {"damaged": 10}
+        assert spool.dead_letters()[0]["reason"] == "damaged batch"
+
+
+CHILD = textwrap.dedent(
+    """
+    import sys, time
+    sys.path.insert(0, {repo!r})
+    from ingest.spool import Spool
+    from tests.ingest._helpers import floats
+    spool = Spool({path!r})
+    for k in range(5):
+        spool.put(floats(1000, start=1000 * k))
+    print("accepted", flush=True)
+    time.sleep(600)  # killed here, never closed
+    """
+)
+
+
+def test_accepted_readings_survive_kill_minus_9(tmp_path: Path) -> None:
+    path = tmp_path / "spool.db"
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD.format(repo=str(REPO), path=str(path))],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert child.stdout is not None
+        assert child.stdout.readline().strip() == "accepted"
+    finally:
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait(10)
+    assert child.returncode == -signal.SIGKILL
+    with Spool(path) as spool:  # the dead owner's lock is gone with it
+        got = drain(spool)
+    assert len(got) == 5000
+    np.testing.assert_array_equal(
+        [r.value for r in got], [r.value for r in floats(5000).to_readings()]
+    )
