@@ -82,5 +82,4 @@ class FiringCurve(BaseModel):
     tolerance_c: float
     time_ns: list[int]
     setpoint_c: list[float | None]
-    thermocouples: dict[str, list[float | None]]
-    events: list[FiringEvent]
+    thermocouples: dict[str, list[float | None]]  # window means per thermocouple

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from analytics.conformance import ConformanceSettings, judge_firing
 from api.metadata.store import FiringRow
 from core.plant import Kiln
 from ingest.contracts import Store
@@ -97,7 +98,6 @@ def firing_curve(
         "time_ns": grid.tolist(),
         "setpoint_c": _finite_list(setpoint),
         "thermocouples": tcs,
-        "events": [],
     }
 
 
@@ -115,10 +115,56 @@ def firing_report(
         report.energy_kwh = float(energy.values[-1] - energy.values[0])
     if programme is None:
         return report
-    try:
-        from api.services import conformance_glue
-    except ImportError as exc:
-        report.problems.append(f"conformance analytics unavailable: {exc}")
+    time_ns, temps, quality = thermocouple_matrix(store, kiln, start, end)
+    if time_ns.size == 0:
+        report.problems.append("no thermocouple readings during this firing")
         return report
-    conformance_glue.fill(report, store, kiln, programme, start, end, tolerance_c)
+    result = judge_firing(
+        programme, time_ns, temps, quality, start_ns=firing.start_ns,
+        thermocouples=kiln.thermocouple_fields(),
+        settings=ConformanceSettings(band_c=tolerance_c),
+    )
+    d = result.to_dict()
+    report.score = d["score"]
+    report.thermocouples = d.pop("thermocouples")
+    report.segments = d.pop("segments")
+    excursions = d.pop("excursions")
+    stalls = d.pop("stalls")
+    d.pop("settings", None)
+    report.summary = d
+    report.events = [
+        {"kind": "excursion", "subject": e["thermocouple"], "start_ns": e["start_ns"],
+         "end_ns": e["end_ns"], "peak_deviation_c": e["worst_deviation_c"],
+         "detail": f"{e['duration_s'] / 60:.0f} min outside ±{tolerance_c:g} °C"}
+        for e in excursions
+    ] + [
+        {"kind": "stall", "subject": st["thermocouple"], "start_ns": st["start_ns"],
+         "end_ns": st["end_ns"], "peak_deviation_c": None,
+         "detail": f"rising only {st['min_rate_c_h']:.1f} °C/h"}
+        for st in stalls
+    ]
+    report.events.sort(key=lambda e: e["start_ns"])
+    if d.get("verdict") == "insufficient data":
+        report.problems.append("too little valid data to judge this firing")
     return report
+
+
+def thermocouple_matrix(
+    store: Store, kiln: Kiln, start_ns: int, end_ns: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """All thermocouples of a kiln on one time axis: ``(time_ns (N,), temps_c (K, N),
+    quality (K, N))``, NaN / BAD where a thermocouple has no sample at a time."""
+    fields_ = kiln.thermocouple_fields()
+    got = [store.series(kiln.path, f, start_ns, end_ns) for f in fields_]
+    non_empty = [s.time_ns for s in got if len(s)]
+    if not non_empty:
+        return np.zeros(0, np.int64), np.zeros((len(fields_), 0)), np.zeros((len(fields_), 0))
+    t = np.unique(np.concatenate(non_empty)).astype(np.int64)
+    temps = np.full((len(fields_), t.size), np.nan)
+    quality = np.full((len(fields_), t.size), 2, dtype=np.uint8)
+    for k, s in enumerate(got):
+        if len(s):
+            idx = np.searchsorted(t, s.time_ns)
+            temps[k, idx] = s.values.astype(np.float64)
+            quality[k, idx] = s.quality
+    return t, temps, quality

@@ -15,7 +15,7 @@ from api.auth import Role, issue_token
 from api.metadata.store import MetadataStore
 from api.settings import Settings
 from core.plant import load_plant
-from tests.api.memstore import MemoryStore
+from ingest.store_sqlite import SQLiteStore
 
 NOW_NS = 1_764_115_200 * 10**9  # 2025-11-26 00:00 UTC
 
@@ -49,8 +49,11 @@ def plant():
 
 
 @pytest.fixture
-def store() -> MemoryStore:
-    return MemoryStore()
+def store() -> Iterator[SQLiteStore]:
+    """The embedded store, in memory: the real thing, fast."""
+    s = SQLiteStore(":memory:")
+    yield s
+    s.close()
 
 
 @pytest.fixture

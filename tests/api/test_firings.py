@@ -1,0 +1,89 @@
+"""Firings derived from telemetry, their conformance report, curve and grading."""
+
+from __future__ import annotations
+
+from tests.api.conftest import NOW_NS, bearer
+from tests.api.factory import S, write_firing
+
+KILN = "dalian/plant-1/firing-shop/kiln-1"
+URL = "/api/v1/kilns/" + KILN + "/firings"
+
+
+def test_firings_are_listed_with_programme_and_state(client, tokens, store, plant, clock):
+    kiln = plant.asset(KILN)
+    t0 = NOW_NS - 40 * 3600 * S
+    prog = write_firing(store, kiln, "F-001", t0)
+    write_firing(store, kiln, "F-002", NOW_NS - 5 * 3600 * S, until_ns=NOW_NS)  # still firing
+    r = client.get(URL, headers=bearer(tokens.engineer))
+    assert r.status_code == 200, r.text
+    firings = r.json()
+    assert [f["firing_id"] for f in firings] == ["F-002", "F-001"]
+    done, running = firings[1], firings[0]
+    assert done["state"] == "complete" and done["programme"] == "test-hv"
+    assert done["start_ns"] == t0
+    assert done["end_ns"] == t0 + int(prog.duration_s * S) - 60 * S  # last sample of F-001
+    assert running["state"] == "running" and running["end_ns"] is None
+
+
+def test_report_of_a_conforming_and_a_hot_firing(client, tokens, store, plant):
+    kiln = plant.asset(KILN)
+    t0 = NOW_NS - 40 * 3600 * S
+    prog = write_firing(store, kiln, "F-OK", t0)
+    t1 = t0 + int(prog.duration_s * S) + 600 * S
+    write_firing(store, kiln, "F-HOT", t1, hot_zone=(2, 40.0))
+    ok = client.get(URL + "/F-OK", headers=bearer(tokens.engineer)).json()
+    hot = client.get(URL + "/F-HOT", headers=bearer(tokens.engineer)).json()
+    assert ok["score"] > 0.95 and ok["summary"]["verdict"] == "conforming"
+    assert not [e for e in ok["events"] if e["kind"] == "excursion"]
+    # Zone 2 ran 40 °C hot all firing: its two thermocouples are out of band, the others not.
+    assert 0.6 < hot["score"] < 0.8
+    hot_tcs = {e["subject"] for e in hot["events"] if e["kind"] == "excursion"}
+    assert hot_tcs == {"zone2_tc1_temperature_c", "zone2_tc2_temperature_c"}
+    assert all(e["peak_deviation_c"] > 35 for e in hot["events"] if e["kind"] == "excursion")
+    assert hot["programme"]["name"] == "test-hv" and len(hot["segments"]) == 5
+    events = client.get(URL + "/F-HOT/events", headers=bearer(tokens.engineer)).json()
+    assert {e["subject"] for e in events if e["kind"] == "excursion"} == hot_tcs
+    listed = {f["firing_id"]: f for f in client.get(URL, headers=bearer(tokens.engineer)).json()}
+    assert listed["F-HOT"]["conformance_score"] == hot["score"]  # cached once judged
+
+
+def test_curve_has_setpoint_and_every_thermocouple(client, tokens, store, plant):
+    kiln = plant.asset(KILN)
+    t0 = NOW_NS - 20 * 3600 * S
+    write_firing(store, kiln, "F-C", t0, offset_c=5.0)
+    c = client.get(URL + "/F-C/curve?points=100", headers=bearer(tokens.manager)).json()
+    assert len(c["time_ns"]) <= 101 and len(c["thermocouples"]) == 8
+    sp = c["setpoint_c"]
+    tc = c["thermocouples"]["zone1_tc1_temperature_c"]
+    diffs = [a - b for a, b in zip(tc, sp, strict=True) if a is not None and b is not None]
+    assert len(diffs) > 50
+    assert 3.0 < sum(diffs) / len(diffs) < 7.0  # the +5 °C offset, within window smoothing
+
+
+def test_grading_is_recorded_and_replaced(client, tokens, store, plant, clock):
+    write_firing(store, plant.asset(KILN), "F-G", NOW_NS - 20 * 3600 * S)
+    body = {"good_count": 180, "reject_count": 20, "reject_reasons": {"crack": 15, "black_core": 5},
+            "fired_mass_kg": 2400.0}  # fmt: skip
+    r = client.post(URL + "/F-G/grading", headers=bearer(tokens.engineer), json=body)
+    assert r.status_code == 200, r.text
+    assert r.json()["graded_by"].startswith("t-engineer")
+    body["good_count"] = 190
+    body["reject_count"] = 10
+    body["reject_reasons"] = {"crack": 10}
+    client.post(URL + "/F-G/grading", headers=bearer(tokens.engineer), json=body)
+    f = client.get(URL, headers=bearer(tokens.engineer)).json()[0]
+    assert f["grading"]["good_count"] == 190 and f["grading"]["reject_reasons"] == {"crack": 10}
+
+
+def test_bad_gradings_and_unknown_firings_are_problems(client, tokens, store, plant):
+    write_firing(store, plant.asset(KILN), "F-B", NOW_NS - 20 * 3600 * S)
+    h = bearer(tokens.engineer)
+    r = client.post(URL + "/F-B/grading", headers=h, json={"good_count": 1, "reject_count": 1,
+                                                          "reject_reasons": {"crack": 5}})  # fmt: skip
+    assert r.status_code == 422 and "reject_count" in r.json()["detail"]
+    r = client.post(URL + "/F-B/grading", headers=h, json={"good_count": -1, "reject_count": 0})
+    assert r.status_code == 422 and r.headers["content-type"] == "application/problem+json"
+    assert r.json()["errors"][0]["loc"] == ["body", "good_count"]
+    assert client.get(URL + "/NOPE", headers=h).status_code == 404
+    assert client.get("/api/v1/kilns/dalian/plant-1/forming-shop/press-1/firings",
+                      headers=h).status_code == 404  # a press has no firings  # fmt: skip
