@@ -24,8 +24,10 @@ class Settings(BaseSettings):
     alarm_interval_s: float = Field(30.0, ge=0)
     # Default band around the travelling setpoint (°C) when the programme does not carry one.
     tolerance_c: float = Field(15.0, gt=0)
-    # Shift boundaries, hours of local day, and the plant's UTC offset (China Standard Time).
-    shift_start_hours: tuple[int, ...] = (0, 8, 16)
-    utc_offset_hours: float = 8.0
+    # Shift calendar TOML (analytics.shifts format); None: three 8 h shifts, Asia/Shanghai.
+    shifts_path: str | None = None
+    # Shuttle kilns have no nameplate push rate: their ideal is one firing per programme, and
+    # this many hours per firing when no programme is known.
+    shuttle_firing_hours: float = Field(30.0, gt=0)
     # How far back firings are looked for in telemetry when the caller gives no window.
     firing_lookback_s: float = Field(14 * 86400.0, gt=0)

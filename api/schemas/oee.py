@@ -36,7 +36,7 @@ class OeePeriod(BaseModel):
     performance: float | None
     quality: float | None
     oee: float | None
-    losses_s: dict[str, float]  # the six big losses, in seconds of planned busy time
+    losses_s: dict[str, float | None]  # six big losses, s of planned busy time (None: unknown)
     downtime_by_reason_s: dict[str, float]
     produced: float
     good: float
