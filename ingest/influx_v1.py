@@ -1,0 +1,637 @@
+"""The InfluxDB v1 HTTP dialect (``/write``, ``/query`` with InfluxQL) as a kilnworks Store.
+
+InfluxDB 1.x serves this API natively; InfluxDB 2.x/3.x serve it as a compatibility endpoint
+(token auth, database = bucket mapping). Opened by URL (``ingest.stores.open_store``)::
+
+    influxdb://[user:password@]host:port/database[?option=value&...]
+
+Options: ``token`` (sends ``Authorization: Token ...``, InfluxDB 2.x/3.x), ``timeout`` (seconds
+per HTTP request, default 10), ``precision`` (``ns`` default; ``u``/``ms``/``s`` truncate
+stored timestamps), ``rp`` (retention policy, default the database's default), ``create``
+(``true``: create the database before the first write if it is missing; off by default so a
+typo in the URL fails loudly instead of filling a new database), ``tls`` (``1``: https),
+``verify`` (``0``: accept any TLS certificate; a test rig only), ``max_body_mb`` (split
+writes above this size; InfluxDB 1.x refuses bodies over 25 MB by default).
+
+Writes (called by the forwarder thread, ``ingest/writer.py``): one POST per call, split only
+when the body is too large. Readings that cannot be encoded come back rejected without a
+request; when InfluxDB answers 400 (a partial write: a field-type conflict, a point outside the
+retention policy) the good points of the batch *are* written (InfluxDB 1.x writes them) and
+the refused ones are found, from InfluxDB's message when it names them exactly, else by
+bisecting the batch (re-sending halves is harmless: writes are idempotent).
+
+Errors: :class:`ingest.contracts.StoreUnavailable` for refused connections, timeouts, 5xx and
+429; its subclasses :class:`StoreAuthError` (401/403) and :class:`DatabaseNotFound` (404) say
+what an operator must fix. They are "unavailable" on purpose: the spool keeps the data and the
+forwarder retries until the operator fixes the token or creates the database, instead of
+dead-lettering good readings for a configuration mistake. :class:`InfluxQueryError` is a query
+InfluxDB refused (a bug here, or an aggregate a field's type does not support).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import re
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+import httpx
+import numpy as np
+
+from core.reading import KIND_BOOL, KIND_FLOAT, KIND_INT, KIND_STR, Quality, Reading, ReadingBatch
+from ingest.contracts import AGGREGATES, Rejected, Series, StoreUnavailable, WriteResult
+from ingest.influxql import duration_ns, int_literal, quote_ident, quote_regex_prefix, quote_string
+from ingest.lineprotocol import PRECISIONS, EncodedBatch, encode_batch
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TIMEOUT_S = 10.0
+DEFAULT_MAX_BODY_MB = 20.0
+_OPTIONS = ("token", "timeout", "precision", "rp", "create", "tls", "verify", "max_body_mb")
+# InfluxDB field type -> the batch kind a reading of that type has.
+FIELD_KINDS = {"float": KIND_FLOAT, "integer": KIND_INT, "boolean": KIND_BOOL, "string": KIND_STR}
+_CONFLICT = re.compile(
+    r'field type conflict: input field "value" on measurement (".*?(?<!\\)") is type \w+, '
+    r"already exists as type (\w+) dropped=(\d+)"
+)
+
+
+class StoreAuthError(StoreUnavailable, PermissionError):
+    """InfluxDB refused the credentials (401) or the permission (403). Fix the store URL's
+    user/password or token; the spool keeps the readings meanwhile."""
+
+
+class DatabaseNotFound(StoreUnavailable):
+    """The database does not exist (create it, or open the store with ``?create=true``)."""
+
+
+class InfluxQueryError(RuntimeError):
+    """InfluxDB refused a query or a request for a reason retrying cannot fix."""
+
+
+@dataclass(frozen=True, slots=True)
+class InfluxV1Config:
+    """Where and how to reach the v1 API; built from a store URL by :meth:`from_url`."""
+
+    host: str
+    port: int
+    database: str
+    username: str = ""
+    password: str = ""
+    token: str = ""
+    timeout_s: float = DEFAULT_TIMEOUT_S
+    precision: str = "ns"
+    retention_policy: str = ""
+    create: bool = False
+    tls: bool = False
+    verify_tls: bool = True
+    max_body_bytes: int = int(DEFAULT_MAX_BODY_MB * 1_000_000)
+
+    @property
+    def base_url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{'https' if self.tls else 'http'}://{host}:{self.port}"
+
+    def redacted(self) -> str:
+        """The URL for logs and error messages: never the password or the token."""
+        user = f"{self.username}:***@" if self.username else ""
+        token = "?token=***" if self.token else ""
+        return f"influxdb://{user}{self.host}:{self.port}/{self.database}{token}"
+
+    @classmethod
+    def from_url(cls, url: str) -> InfluxV1Config:
+        """Parse ``influxdb://[user:password@]host:port/database[?options]``; ValueError
+        naming the part that is wrong (the password is never echoed)."""
+        parts = urlsplit(url)
+        shown = f"{parts.scheme}://{parts.hostname or ''}:{parts.port or ''}{parts.path}"
+
+        def bad(what: str) -> ValueError:
+            return ValueError(f"store URL {shown}: {what}")
+
+        if parts.scheme != "influxdb":
+            raise bad("expected the influxdb:// scheme")
+        try:
+            port = parts.port
+        except ValueError:
+            raise bad("the port is not a number") from None
+        if not parts.hostname or port is None:
+            raise bad("expected host:port, e.g. influxdb://127.0.0.1:8086/plant")
+        database = unquote(parts.path.lstrip("/"))
+        if not database or "/" in database:
+            raise bad("expected one database name after host:port")
+        options = dict(parse_qsl(parts.query, keep_blank_values=True, strict_parsing=False))
+        for key in options:
+            if key not in _OPTIONS:
+                raise bad(f"unknown option {key!r} (expected one of: {', '.join(_OPTIONS)})")
+
+        def number(key: str, default: float) -> float:
+            try:
+                value = float(options.get(key, default))
+            except ValueError:
+                raise bad(f"{key}: expected a number, got {options[key]!r}") from None
+            if not value > 0:
+                raise bad(f"{key}: expected a positive number, got {options[key]!r}")
+            return value
+
+        def flag(key: str) -> bool | None:
+            text = options.get(key)
+            if text is None:
+                return None
+            if text.lower() in ("1", "true", "yes", "on"):
+                return True
+            if text.lower() in ("0", "false", "no", "off"):
+                return False
+            raise bad(f"{key}: expected true or false, got {text!r}")
+
+        precision = options.get("precision", "ns")
+        if precision not in PRECISIONS:
+            raise bad(f"precision: expected one of {', '.join(PRECISIONS)}, got {precision!r}")
+        return cls(
+            host=parts.hostname,
+            port=port,
+            database=database,
+            username=unquote(parts.username or ""),
+            password=unquote(parts.password or ""),
+            token=options.get("token", ""),
+            timeout_s=number("timeout", DEFAULT_TIMEOUT_S),
+            precision=precision,
+            retention_policy=options.get("rp", ""),
+            create=bool(flag("create")),
+            tls=bool(flag("tls")),
+            verify_tls=flag("verify") is not False,
+            max_body_bytes=int(number("max_body_mb", DEFAULT_MAX_BODY_MB) * 1_000_000),
+        )
+
+
+def make_client(config: InfluxV1Config) -> httpx.Client:
+    """A keep-alive HTTP client with the URL's credentials; the default client factory."""
+    headers = {"User-Agent": "kilnworks"}
+    auth = None
+    if config.token:
+        headers["Authorization"] = f"Token {config.token}"
+    elif config.username:
+        auth = httpx.BasicAuth(config.username, config.password)
+    return httpx.Client(
+        base_url=config.base_url,
+        headers=headers,
+        auth=auth,
+        timeout=httpx.Timeout(config.timeout_s),
+        verify=config.verify_tls,
+    )
+
+
+ClientFactory = Callable[[InfluxV1Config], httpx.Client]
+
+
+class InfluxV1Store:
+    """An :class:`ingest.contracts.Store` over InfluxDB's v1 HTTP API (see module docstring).
+
+    Thread-safe: the forwarder writes from its thread while the API reads from others.
+    """
+
+    def __init__(self, config: InfluxV1Config, client_factory: ClientFactory = make_client):
+        self.config = config
+        self._client = client_factory(config)
+        self._created = False
+        self._create_lock = threading.Lock()
+
+    @classmethod
+    def from_url(cls, url: str, client_factory: ClientFactory = make_client) -> InfluxV1Store:
+        """Open a store from its URL; checks the URL, does not connect (connect late)."""
+        return cls(InfluxV1Config.from_url(url), client_factory)
+
+    def __repr__(self) -> str:
+        return f"InfluxV1Store({self.config.redacted()})"
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> InfluxV1Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------------ HTTP
+
+    def _request(self, method: str, path: str, **kwargs) -> httpx.Response:
+        try:
+            resp = self._client.request(method, path, **kwargs)
+        except httpx.TransportError as exc:
+            raise StoreUnavailable(
+                f"InfluxDB {self.config.redacted()} unreachable: {type(exc).__name__}: {exc}"
+            ) from exc
+        status = resp.status_code
+        if status in (401, 403):
+            raise StoreAuthError(
+                f"InfluxDB {self.config.redacted()} refused the credentials ({status}: "
+                f"{_error_text(resp)}); check the user/password or token in the store URL"
+            )
+        if status >= 500 or status in (408, 429):
+            raise StoreUnavailable(
+                f"InfluxDB {self.config.redacted()} answered {status}: {_error_text(resp)}"
+            )
+        return resp
+
+    def query(self, statement: str, *, csv: bool = False) -> httpx.Response:
+        """POST one InfluxQL statement (or several, ``;``-separated) to /query with
+        ``epoch=ns``. Build statements only with :mod:`ingest.influxql`. Raises
+        :class:`InfluxQueryError` for a refused query and StoreUnavailable like ``write``."""
+        params = {"db": self.config.database, "epoch": "ns"}
+        headers = {}
+        if csv:
+            # CSV is ~3x faster than JSON for InfluxDB to produce and for us to parse;
+            # chunked keeps InfluxDB from buffering the whole result in its memory.
+            params |= {"chunked": "true", "chunk_size": "100000"}
+            headers["Accept"] = "application/csv"
+        resp = self._request(
+            "POST", "/query", params=params, data={"q": statement}, headers=headers
+        )
+        if resp.status_code != 200:
+            raise InfluxQueryError(f"InfluxDB refused {statement!r}: {_error_text(resp)}")
+        return resp
+
+    def _query_json(self, statement: str) -> list[dict]:
+        """The ``results`` of a JSON query, one per statement; raises on any error."""
+        body = self.query(statement).json()
+        if "error" in body:
+            raise InfluxQueryError(f"InfluxDB refused {statement!r}: {body['error']}")
+        results = body.get("results", [])
+        for result in results:
+            error = result.get("error")
+            if error and error.startswith("database not found"):
+                if self.config.create:
+                    return [{} for _ in results]
+                raise DatabaseNotFound(f"InfluxDB {self.config.redacted()}: {error}")
+            if error:
+                raise InfluxQueryError(f"InfluxDB refused {statement!r}: {error}")
+        return results
+
+    def _from(self, measurement: str) -> str:
+        if self.config.retention_policy:
+            return (
+                f"{quote_ident(self.config.database)}."
+                f"{quote_ident(self.config.retention_policy)}.{quote_ident(measurement)}"
+            )
+        return quote_ident(measurement)
+
+    def create_database(self) -> None:
+        """``CREATE DATABASE`` (idempotent in InfluxDB). Called before the first write when
+        the URL says ``create=true``; call it yourself to set up a database once."""
+        self._query_json(f"CREATE DATABASE {quote_ident(self.config.database)}")
+
+    # ------------------------------------------------------------------------ write
+
+    def write(self, batch: ReadingBatch) -> WriteResult:
+        """Write a batch now (see module docstring). Idempotent: writing the same readings
+        again overwrites the same points."""
+        encoded = encode_batch(batch, self.config.precision)
+        result = WriteResult(0, list(encoded.rejected))
+        if len(encoded) == 0:
+            return result
+        if self.config.create and not self._created:
+            with self._create_lock:
+                if not self._created:
+                    self.create_database()
+                    self._created = True
+        lines = _Lines(batch, encoded, self.config.precision)
+        for lo, hi in lines.chunks(self.config.max_body_bytes):
+            written, rejected = self._write_range(lines, lo, hi)
+            result.written += written
+            result.rejected.extend(rejected)
+        return result
+
+    def _post_write(self, body: bytes) -> httpx.Response:
+        params = {"db": self.config.database, "precision": self.config.precision}
+        if self.config.retention_policy:
+            params["rp"] = self.config.retention_policy
+        resp = self._request("POST", "/write", params=params, content=body)
+        if resp.status_code == 404:
+            raise DatabaseNotFound(
+                f"InfluxDB {self.config.redacted()}: {_error_text(resp)} (create it, or add "
+                "?create=true to the store URL)"
+            )
+        return resp
+
+    def _write_range(self, lines: _Lines, lo: int, hi: int) -> tuple[int, list[Rejected]]:
+        """Write lines ``[lo, hi)``; isolate refused points by InfluxDB's message or by
+        bisection. Returns (written, rejected)."""
+        resp = self._post_write(lines.body(lo, hi))
+        status = resp.status_code
+        if status in (200, 204):
+            return hi - lo, []
+        if status == 413 and hi - lo > 1:
+            mid = (lo + hi) // 2
+            w1, r1 = self._write_range(lines, lo, mid)
+            w2, r2 = self._write_range(lines, mid, hi)
+            return w1 + w2, r1 + r2
+        if status not in (400, 413, 422):
+            raise InfluxQueryError(
+                f"InfluxDB {self.config.redacted()} answered {status} to a write: "
+                f"{_error_text(resp)}"
+            )
+        reason = _error_text(resp)
+        if hi - lo == 1:
+            return 0, [Rejected(lines.reading(lo), f"InfluxDB refused the point: {reason}")]
+        named = lines.conflicting(lo, hi, reason)
+        if named is not None:
+            # InfluxDB wrote the rest of the batch and told us exactly which points it dropped.
+            return hi - lo - len(named), [
+                Rejected(lines.reading(k), f"InfluxDB refused the point: {reason}") for k in named
+            ]
+        mid = (lo + hi) // 2
+        w1, r1 = self._write_range(lines, lo, mid)
+        w2, r2 = self._write_range(lines, mid, hi)
+        return w1 + w2, r1 + r2
+
+    # ------------------------------------------------------------------------ read
+
+    def field_types(self, measurements: list[str]) -> dict[str, str]:
+        """InfluxDB's type (float, integer, boolean, string) of the ``value`` field of each
+        measurement that exists."""
+        if not measurements:
+            return {}
+        sources = ",".join(self._from(m) for m in measurements)
+        results = self._query_json(f"SHOW FIELD KEYS FROM {sources}")
+        types = {}
+        for s in results[0].get("series", []) if results else []:
+            for key, kind in s.get("values", []):
+                if key == "value":
+                    types[s["name"]] = kind
+        return types
+
+    def series(
+        self,
+        asset: str,
+        field: str,
+        start_ns: int,
+        end_ns: int,
+        *,
+        window_ns: int | None = None,
+        aggregate: str = "mean",
+    ) -> Series:
+        """See :meth:`ingest.contracts.Store.series`. Numeric and boolean fields come back
+        as float64, text as an object array. ``mean``/``sum``/``min``/``max`` of a text field
+        raise ValueError; booleans are aggregated here as 0/1 (InfluxQL cannot)."""
+        if aggregate not in AGGREGATES:
+            raise ValueError(f"aggregate {aggregate!r}: expected one of {', '.join(AGGREGATES)}")
+        kind = self.field_types([field]).get(field)
+        if kind is None or end_ns <= start_ns:
+            return _empty_series(kind == "string")
+        where = (
+            f'WHERE "asset" = {quote_string(asset)} AND time >= {int_literal(start_ns)} '
+            f"AND time < {int_literal(end_ns)}"
+        )
+        source = self._from(field)
+        if window_ns is None:
+            statement = f'SELECT "value","quality" FROM {source} {where}'
+        else:
+            window = duration_ns(window_ns)
+            if kind == "string" and aggregate not in ("first", "last", "count"):
+                raise ValueError(f"aggregate {aggregate!r} is not defined for text field {field!r}")
+            if kind == "boolean" and aggregate not in ("first", "last", "count"):
+                return _downsample(
+                    self.series(asset, field, start_ns, end_ns), window_ns, aggregate
+                )
+            statement = (
+                f'SELECT {aggregate}("value"),max("quality") FROM {source} {where} '
+                f"GROUP BY time({window}) fill(none)"
+            )
+        resp = self.query(statement, csv=True)
+        numeric = kind != "string" and not (window_ns is None and kind == "boolean")
+        if numeric or (aggregate == "count" and window_ns is not None):
+            return _parse_numeric_csv(resp.content)
+        return _parse_csv_rows(resp.content, boolean=kind == "boolean")
+
+    def readings(self, asset: str, field: str, start_ns: int, end_ns: int) -> list[Reading]:
+        """Every stored reading of one field of an asset in ``[start_ns, end_ns)``, exactly as
+        written (value type, quality, receive time, unit): for export and round-trip tests."""
+        kind = self.field_types([field]).get(field)
+        if kind is None:
+            return []
+        statement = (
+            f'SELECT "value","quality","received_ns","unit" FROM {self._from(field)} '
+            f'WHERE "asset" = {quote_string(asset)} AND time >= {int_literal(start_ns)} '
+            f"AND time < {int_literal(end_ns)}"
+        )
+        (result,) = self._query_json(statement)
+        return [r for s in result.get("series", []) for r in _readings_of(s, asset, field, kind)]
+
+    def latest(self, asset: str) -> dict[str, Reading]:
+        """See :meth:`ingest.contracts.Store.latest`."""
+        fields = [f for a, f in self.list_series_exact(asset)]
+        types = self.field_types(fields)
+        # One statement per measurement: InfluxDB 1.x returns nulls when one SELECT spans
+        # measurements whose "value" fields have different types.
+        statements = [
+            f'SELECT "value","quality","received_ns","unit" FROM {self._from(f)} '
+            f'WHERE "asset" = {quote_string(asset)} ORDER BY time DESC LIMIT 1'
+            for f in fields
+            if f in types
+        ]
+        if not statements:
+            return {}
+        out: dict[str, Reading] = {}
+        for result in self._query_json(";".join(statements)):
+            for s in result.get("series", []):
+                for r in _readings_of(s, asset, s["name"], types[s["name"]]):
+                    out[r.field] = r
+        return out
+
+    def list_series_exact(self, asset: str) -> list[tuple[str, str]]:
+        """The (asset, field) pairs of exactly this asset."""
+        return self._tag_values(f'WHERE "asset" = {quote_string(asset)}')
+
+    def list_series(self, asset_prefix: str = "") -> list[tuple[str, str]]:
+        """See :meth:`ingest.contracts.Store.list_series`."""
+        where = f'WHERE "asset" =~ {quote_regex_prefix(asset_prefix)}' if asset_prefix else ""
+        return self._tag_values(where)
+
+    def _tag_values(self, where: str) -> list[tuple[str, str]]:
+        rp = self.config.retention_policy
+        source = f"{quote_ident(self.config.database)}.{quote_ident(rp)}./.*/" if rp else "/.*/"
+        (result,) = self._query_json(f'SHOW TAG VALUES FROM {source} WITH KEY = "asset" {where}')
+        pairs = {(value, s["name"]) for s in result.get("series", []) for _, value in s["values"]}
+        return sorted(pairs)
+
+
+# ---------------------------------------------------------------------------- helpers
+
+
+class _Lines:
+    """The encoded lines of a batch, addressable by position for chunking and bisection."""
+
+    def __init__(self, batch: ReadingBatch, encoded: EncodedBatch, precision: str) -> None:
+        self.batch = batch
+        self.encoded = encoded
+        self.precision = precision
+        n = len(encoded)
+        # Splitting the body on newlines is exact unless a text value holds a newline; then
+        # sub-ranges are re-encoded instead.
+        self._split: list[bytes] | None = None
+        if encoded.body.count(b"\n") == n - 1:
+            self._whole = encoded.body
+        else:
+            self._whole = None
+
+    def __len__(self) -> int:
+        return len(self.encoded)
+
+    def _lines(self) -> list[bytes] | None:
+        if self._split is None and self._whole is not None:
+            self._split = self._whole.split(b"\n")
+        return self._split
+
+    def body(self, lo: int, hi: int) -> bytes:
+        if lo == 0 and hi == len(self):
+            return self.encoded.body
+        lines = self._lines()
+        if lines is not None:
+            return b"\n".join(lines[lo:hi])
+        rows = self.encoded.index[lo:hi]
+        return encode_batch(self.batch.take(rows), self.precision).body
+
+    def chunks(self, max_bytes: int) -> Iterator[tuple[int, int]]:
+        n = len(self)
+        size = len(self.encoded.body)
+        if size <= max_bytes:
+            yield 0, n
+            return
+        per_chunk = max(1, int(n * max_bytes / size * 0.9))
+        for lo in range(0, n, per_chunk):
+            yield lo, min(n, lo + per_chunk)
+
+    def reading(self, k: int) -> Reading:
+        i = int(self.encoded.index[k])
+        return self.batch.take(np.array([i])).to_readings()[0]
+
+    def conflicting(self, lo: int, hi: int, reason: str) -> list[int] | None:
+        """Positions InfluxDB's field-type-conflict message names exactly, or None."""
+        if "unable to parse" in reason:
+            return None
+        match = _CONFLICT.search(reason)
+        if match is None:
+            return None
+        try:
+            measurement = json.loads(match.group(1))
+        except ValueError:
+            return None
+        existing = FIELD_KINDS.get(match.group(2))
+        dropped = int(match.group(3))
+        if existing is None:
+            return None
+        rows = self.encoded.index[lo:hi]
+        mask = (self.batch.field[rows] == measurement) & (self.batch.kind[rows] != existing)
+        positions = (np.flatnonzero(mask) + lo).tolist()
+        # Only trust the message when it accounts for every dropped point (a batch spanning
+        # shards or measurements needs bisection).
+        return positions if len(positions) == dropped else None
+
+
+def _error_text(resp: httpx.Response) -> str:
+    text = resp.text.strip()
+    with contextlib.suppress(ValueError, AttributeError):
+        return str(json.loads(text)["error"])
+    return text[:500] or resp.reason_phrase
+
+
+def _empty_series(text: bool = False) -> Series:
+    return Series(
+        np.zeros(0, dtype=np.int64),
+        np.zeros(0, dtype=object if text else np.float64),
+        np.zeros(0, dtype=np.uint8),
+    )
+
+
+def _data_lines(content: bytes) -> bytes:
+    """The CSV body without its header lines (chunked CSV may repeat them)."""
+    if not content:
+        return b""
+    first, _, rest = content.partition(b"\n")
+    if first in rest:
+        rest = b"\n".join(line for line in rest.split(b"\n") if line != first)
+    return rest
+
+
+def _parse_numeric_csv(content: bytes) -> Series:
+    """``name,tags,time,value,quality`` rows into NumPy with NumPy's C CSV reader."""
+    data = _data_lines(content)
+    if not data.strip():
+        return _empty_series()
+    cols = np.loadtxt(
+        io.StringIO(data.decode("utf-8")),
+        delimiter=",",
+        quotechar='"',
+        usecols=(2, 3, 4),
+        dtype=[("t", np.int64), ("v", np.float64), ("q", np.uint8)],
+        ndmin=1,
+    )
+    return Series(
+        np.ascontiguousarray(cols["t"]),
+        np.ascontiguousarray(cols["v"]),
+        np.ascontiguousarray(cols["q"]),
+    )
+
+
+def _parse_csv_rows(content: bytes, *, boolean: bool) -> Series:
+    """The slow, exact path for text and boolean values (quoted, may hold commas/newlines)."""
+    import csv
+
+    rows = list(csv.reader(io.StringIO(_data_lines(content).decode("utf-8"), newline="")))
+    rows = [r for r in rows if r]
+    times = np.array([int(r[2]) for r in rows], dtype=np.int64)
+    if boolean:
+        values = np.array([r[3] == "true" for r in rows], dtype=np.float64)
+    else:
+        values = np.empty(len(rows), dtype=object)
+        values[:] = [r[3] for r in rows]
+    quality = np.array([int(r[4]) for r in rows], dtype=np.uint8)
+    return Series(times, values, quality)
+
+
+def _downsample(series: Series, window_ns: int, aggregate: str) -> Series:
+    """Windowed aggregate in NumPy, for types InfluxQL cannot aggregate (booleans)."""
+    if len(series) == 0:
+        return series
+    starts = (series.time_ns // window_ns) * window_ns
+    edges = np.flatnonzero(np.diff(starts)) + 1
+    bounds = np.concatenate(([0], edges))
+    values = series.values.astype(np.float64)
+    ufunc = {"sum": np.add, "min": np.minimum, "max": np.maximum}
+    if aggregate == "mean":
+        sums = np.add.reduceat(values, bounds)
+        counts = np.diff(np.append(bounds, len(values)))
+        out = sums / counts
+    else:
+        out = ufunc[aggregate].reduceat(values, bounds)
+    return Series(starts[bounds], out, np.maximum.reduceat(series.quality, bounds))
+
+
+def _readings_of(series: dict, asset: str, field: str, kind: str) -> Iterator[Reading]:
+    columns = series["columns"]
+    t_i, v_i, q_i, r_i, u_i = (
+        columns.index(c) for c in ("time", "value", "quality", "received_ns", "unit")
+    )
+    convert: Callable[[object], object] = {
+        "float": float,
+        "integer": int,
+        "boolean": bool,
+        "string": str,
+    }[kind]
+    for row in series["values"]:
+        if row[v_i] is None:
+            continue
+        yield Reading(
+            asset,
+            field,
+            convert(row[v_i]),
+            Quality(int(row[q_i] or 0)),
+            int(row[t_i]),
+            int(row[r_i] or 0),
+            row[u_i] or "",
+        )
