@@ -32,6 +32,7 @@ from analytics.oee_model import (
     KilnPushes,
     MachineState,
     StateTimeline,
+    encode_reasons,
     from_opc40001,
     state_code,
 )
@@ -514,6 +515,7 @@ def compute_kiln_oee(
 
 __all__ = [
     "CycleCounts", "Gradings", "KilnPushes", "MachineState", "OeeResult", "PreparedTimeline",
-    "StateTimeline", "by_day", "by_shift", "compute_kiln_oee", "compute_oee", "from_opc40001",
+    "StateTimeline", "by_day", "by_shift", "compute_kiln_oee", "compute_oee", "encode_reasons",
+    "from_opc40001",
     "prepare", "state_code",
 ]  # fmt: skip

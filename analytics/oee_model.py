@@ -221,7 +221,7 @@ class CycleCounts:
         cls, time_ns: Sequence[int] | np.ndarray, results: Sequence[str | bool]
     ) -> CycleCounts:
         """One event per cycle: ``True``/``"good"``/``"ok"`` or ``False``/``"reject"``/``"ng"``."""
-        ok = np.array([_result(r) for r in results], dtype=bool)
+        ok = np.array([parse_result(r) for r in results], dtype=bool)
         return cls(np.asarray(time_ns, np.int64), ok.astype(np.float64), (~ok).astype(np.float64))
 
     @classmethod
@@ -249,7 +249,20 @@ class CycleCounts:
         return cls(t[1:], deltas(good_total, "good_total"), deltas(reject_total, "reject_total"))
 
 
-def _result(value: str | bool) -> bool:
+def encode_reasons(reasons: Sequence[str | None]) -> tuple[np.ndarray, dict[int, str]]:
+    """Reason texts (``"die_change"``, as the press sends them) to int32 codes for
+    :class:`StateTimeline`: "" or None is 0 (no reason), others get 1, 2, ... in order of first
+    appearance. Returns the codes and ``{code: text}`` to name them in reports."""
+    table: dict[str, int] = {}
+    codes = np.zeros(len(reasons), np.int32)
+    for i, text in enumerate(reasons):  # one per state change: a few thousand a day
+        if text:
+            codes[i] = table.setdefault(text, len(table) + 1)
+    return codes, {code: text for text, code in table.items()}
+
+
+def parse_result(value: str | bool) -> bool:
+    """A cycle result as True (good) or False (reject); ValueError for anything else."""
     if isinstance(value, bool | np.bool_):
         return bool(value)
     key = str(value).strip().lower()
