@@ -299,7 +299,7 @@ class InfluxV1Store:
                 if not self._created:
                     self.create_database()
                     self._created = True
-        lines = _Lines(batch, encoded, self.config.precision)
+        lines = Lines(batch, encoded, self.config.precision)
         for lo, hi in lines.chunks(self.config.max_body_bytes):
             written, rejected = self._write_range(lines, lo, hi)
             result.written += written
@@ -318,36 +318,12 @@ class InfluxV1Store:
             )
         return resp
 
-    def _write_range(self, lines: _Lines, lo: int, hi: int) -> tuple[int, list[Rejected]]:
-        """Write lines ``[lo, hi)``; isolate refused points by InfluxDB's message or by
-        bisection. Returns (written, rejected)."""
-        resp = self._post_write(lines.body(lo, hi))
-        status = resp.status_code
-        if status in (200, 204):
-            return hi - lo, []
-        if status == 413 and hi - lo > 1:
-            mid = (lo + hi) // 2
-            w1, r1 = self._write_range(lines, lo, mid)
-            w2, r2 = self._write_range(lines, mid, hi)
-            return w1 + w2, r1 + r2
-        if status not in (400, 413, 422):
-            raise InfluxQueryError(
-                f"InfluxDB {self.config.redacted()} answered {status} to a write: "
-                f"{_error_text(resp)}"
-            )
-        reason = _error_text(resp)
-        if hi - lo == 1:
-            return 0, [Rejected(lines.reading(lo), f"InfluxDB refused the point: {reason}")]
-        named = lines.conflicting(lo, hi, reason)
-        if named is not None:
-            # InfluxDB wrote the rest of the batch and told us exactly which points it dropped.
-            return hi - lo - len(named), [
-                Rejected(lines.reading(k), f"InfluxDB refused the point: {reason}") for k in named
-            ]
-        mid = (lo + hi) // 2
-        w1, r1 = self._write_range(lines, lo, mid)
-        w2, r2 = self._write_range(lines, mid, hi)
-        return w1 + w2, r1 + r2
+    def _write_range(self, lines: Lines, lo: int, hi: int) -> tuple[int, list[Rejected]]:
+        def post(body: bytes) -> tuple[int, str]:
+            resp = self._post_write(body)
+            return resp.status_code, _error_text(resp)
+
+        return write_isolating(lines, lo, hi, post, self.config.redacted())
 
     # ------------------------------------------------------------------------ read
 
@@ -463,8 +439,9 @@ class InfluxV1Store:
 # ---------------------------------------------------------------------------- helpers
 
 
-class _Lines:
-    """The encoded lines of a batch, addressable by position for chunking and bisection."""
+class Lines:
+    """The encoded lines of a batch, addressable by position for chunking and bisection
+    (used by :func:`write_isolating`)."""
 
     def __init__(self, batch: ReadingBatch, encoded: EncodedBatch, precision: str) -> None:
         self.batch = batch
@@ -531,6 +508,41 @@ class _Lines:
         # Only trust the message when it accounts for every dropped point (a batch spanning
         # shards or measurements needs bisection).
         return positions if len(positions) == dropped else None
+
+
+# (status, InfluxDB's message) for one POST of line protocol; raises StoreUnavailable itself.
+PostLines = Callable[[bytes], tuple[int, str]]
+
+
+def write_isolating(
+    lines: Lines, lo: int, hi: int, post: PostLines, where: str
+) -> tuple[int, list[Rejected]]:
+    """Write lines ``[lo, hi)`` with ``post``; isolate the points the server refuses.
+
+    Shared by the v1 store and the v2 writer. On 400/422 the points InfluxDB names exactly in
+    a field-type-conflict message are rejected (InfluxDB 1.x wrote the rest); otherwise the
+    range is bisected and each half re-sent (idempotent), down to single refused points,
+    which are rejected with the server's reason. 413 (body too large) splits likewise.
+    Returns (written, rejected)."""
+    status, reason = post(lines.body(lo, hi))
+    if status in (200, 204):
+        return hi - lo, []
+    if status not in (400, 413, 422):
+        raise InfluxQueryError(f"InfluxDB {where} answered {status} to a write: {reason}")
+    if hi - lo == 1:
+        if status == 413:
+            raise InfluxQueryError(f"InfluxDB {where} refused a single point as too large")
+        return 0, [Rejected(lines.reading(lo), f"InfluxDB refused the point: {reason}")]
+    named = lines.conflicting(lo, hi, reason) if status != 413 else None
+    if named is not None:
+        # InfluxDB wrote the rest of the range and named exactly the points it dropped.
+        return hi - lo - len(named), [
+            Rejected(lines.reading(k), f"InfluxDB refused the point: {reason}") for k in named
+        ]
+    mid = (lo + hi) // 2
+    w1, r1 = write_isolating(lines, lo, mid, post, where)
+    w2, r2 = write_isolating(lines, mid, hi, post, where)
+    return w1 + w2, r1 + r2
 
 
 def _error_text(resp: httpx.Response) -> str:
