@@ -29,5 +29,8 @@ class Settings(BaseSettings):
     # Shuttle kilns have no nameplate push rate: their ideal is one firing per programme, and
     # this many hours per firing when no programme is known.
     shuttle_firing_hours: float = Field(30.0, gt=0)
+    # Nominal sampling interval of a thermocouple or press counter, for data completeness
+    # (samples received / samples expected) in the digitalisation indicators.
+    expected_sample_interval_s: float = Field(10.0, gt=0)
     # How far back firings are looked for in telemetry when the caller gives no window.
     firing_lookback_s: float = Field(14 * 86400.0, gt=0)
