@@ -529,7 +529,8 @@ def _judge(
         )
 
     excursions = _excursions(t_ns, t_s, d, outside, seg_idx_at, names, s)
-    stalls = _stalls(t_ns, t_s, sums, ramp_ranges, names, s, start_ns) if sums else []
+    paused_s = [((a - start_ns) / NS_PER_S, (b - start_ns) / NS_PER_S) for a, b in pauses]
+    stalls = _stalls(t_s, sums, ramp_ranges, names, s, start_ns, paused_s) if sums else []
 
     uni = max(hold_worst) if hold_worst else math.nan
     wtot = float(wsum.sum())
@@ -668,17 +669,18 @@ def _excursions(
 
 
 def _stalls(
-    t_ns: np.ndarray,
     t_s: np.ndarray,
     sums: PrefixSums,
     ramp_ranges: list[tuple[int, int, int]],
     names: tuple[str, ...],
     s: ConformanceSettings,
     start_ns: int,
+    paused_s: Sequence[tuple[float, float]],
 ) -> list[Stall]:
     """Evaluate the trailing-window heating rate every ``stall_step_s`` inside ramp segments
     (the window must lie inside the segment: the first minutes of a ramp after a hold are the
-    controller catching up, not a stall) and report runs below the stall rate."""
+    controller catching up, not a stall; and must not overlap a declared pause, where a flat
+    curve is what the controller asked for) and report runs below the stall rate."""
     out: list[Stall] = []
     win = s.stall_window_s
     for j, lo, hi in ramp_ranges:
@@ -694,6 +696,8 @@ def _stalls(
         slope, _count = sums.slope(g_lo, g_hi)
         # The window must really span the window (no long gap at either end).
         span_ok = (t_s[np.maximum(g_hi - 1, 0)] - t_s[g_lo]) >= 0.5 * win
+        for p0, p1 in paused_s:
+            span_ok &= (grid <= p0) | (grid - win >= p1)
         slow = (slope < s.stall_rate_c_h) & span_ok[None, :]
         r = runs(slow, grid, 1.5 * s.stall_step_s)
         for i in range(r.row.size):

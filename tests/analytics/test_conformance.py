@@ -1,0 +1,273 @@
+"""Firing conformance: worked examples a kiln engineer can check by hand, and edge cases."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from analytics.cones import cone_equivalent, uniformity_class
+from analytics.conformance import (
+    ConformanceSettings,
+    deviation_series,
+    judge_firing,
+    judge_firings,
+)
+from analytics.firing_clock import estimate_start_ns, programme_time_s
+from analytics.programme import Programme
+from core.reading import Quality
+
+S = 1_000_000_000
+T0 = 1_767_225_600 * S  # 2026-01-01T00:00:00Z
+
+
+def ramp_hold() -> Programme:
+    # 20 -> 620 °C at 60 °C/h (10 h), hold 1 h: 11 h in all.
+    return Programme.from_segments(
+        [{"kind": "ramp", "rate_c_h": 60, "target_c": 620}, {"kind": "hold", "hours": 1}]
+    )
+
+
+def minute_grid(hours: float) -> np.ndarray:
+    return T0 + np.arange(0, int(hours * 3600) + 1, 60, dtype=np.int64) * S
+
+
+def test_constant_offset_gives_hand_computed_metrics() -> None:
+    p = ramp_hold()
+    t = minute_grid(11)
+    sp = p.setpoint_c(programme_time_s(t, T0))
+    temps = np.vstack([sp + 5.0, sp - 2.0])
+    r = judge_firing(p, t, temps, start_ns=T0, thermocouples=["z1", "z2"])
+    a, b = r.thermocouples
+    assert (a.max_abs_deviation_c, a.mean_abs_deviation_c, a.rms_deviation_c) == pytest.approx(
+        (5.0, 5.0, 5.0)
+    )
+    assert b.mean_abs_deviation_c == pytest.approx(2.0)
+    assert r.mean_abs_deviation_c == pytest.approx(3.5)
+    assert r.rms_deviation_c == pytest.approx(np.sqrt((25 + 4) / 2))
+    assert r.score == 1.0 and r.coverage == pytest.approx(1.0) and r.verdict == "conforming"
+    ramp, hold = r.segments
+    np.testing.assert_allclose(ramp.achieved_rate_c_h, [60.0, 60.0], rtol=1e-9)
+    assert ramp.programmed_rate_c_h == 60 and hold.programmed_hold_s == 3600
+    np.testing.assert_allclose(hold.soak_in_band_s, [3600.0, 3600.0], atol=31)
+    assert a.peak_c == pytest.approx(625.0) and r.spread_max_c == pytest.approx(7.0)
+    assert r.uniformity_c == pytest.approx(5.0) and r.uniformity_class == 2  # ±6 °C class
+    json.dumps(r.to_dict(), allow_nan=False)
+
+
+def test_excursion_found_with_start_end_and_worst() -> None:
+    p = ramp_hold()
+    t = minute_grid(11)
+    sp = p.setpoint_c(programme_time_s(t, T0))
+    temps = np.vstack([sp.copy(), sp.copy()])
+    # 10 minutes from 5 h: 15 °C too hot, worst 18 °C at 5 h 04
+    i = 300
+    temps[1, i : i + 11] += 15.0
+    temps[1, i + 4] += 3.0
+    # a 1-minute blip stays below min_excursion_s (120 s)
+    temps[0, 100] -= 40.0
+    r = judge_firing(p, t, temps, start_ns=T0)
+    assert r.verdict == "nonconforming"
+    (e,) = r.excursions
+    assert e.thermocouple == "tc2" and e.segment == 0
+    assert e.start_ns == t[i] and e.end_ns == t[i + 10] and e.duration_s == 600
+    assert e.worst_deviation_c == pytest.approx(18.0) and e.worst_ns == t[i + 4]
+    assert r.thermocouples[0].max_abs_deviation_c == pytest.approx(40.0)
+    # share in band: 11 outside samples, each standing for its minute, of 660 minutes
+    assert r.thermocouples[1].share_in_band == pytest.approx(1 - 11 / 660)
+
+
+def test_gap_is_never_bridged_and_lowers_coverage() -> None:
+    p = ramp_hold()
+    t = minute_grid(11)
+    sp = p.setpoint_c(programme_time_s(t, T0))
+    temps = sp[None, :].copy()
+    # 2 minutes outside the band just before a 2 h gap and 2 minutes just after it: two short
+    # excursions, not one 2 h excursion.
+    temps[0, 198:200] += 30
+    temps[0, 320:322] += 30
+    keep = np.ones(t.size, bool)
+    keep[200:320] = False
+    r = judge_firing(p, t[keep], temps[:, keep], start_ns=T0)
+    assert r.excursions == ()
+    assert r.coverage == pytest.approx(1 - 121 / 660, abs=1e-9)  # the gap interval is uncovered
+    # the same gap bridged by a generous max_gap_s joins them into one 2 h excursion
+    wide = ConformanceSettings(max_gap_s=3 * 3600)
+    (e,) = judge_firing(p, t[keep], temps[:, keep], start_ns=T0, settings=wide).excursions
+    assert e.duration_s == 123 * 60
+
+
+def test_bad_quality_and_nan_samples_are_excluded() -> None:
+    p = ramp_hold()
+    t = minute_grid(11)
+    sp = p.setpoint_c(programme_time_s(t, T0))
+    temps = np.vstack([sp, sp])
+    q = np.zeros(temps.shape, dtype=np.uint8)
+    temps[0, 100:200] = 9999.0
+    q[0, 100:200] = Quality.BAD
+    temps[1, 50:60] = np.nan
+    r = judge_firing(p, t, temps, q, start_ns=T0)
+    assert r.verdict == "conforming" and r.max_abs_deviation_c == pytest.approx(0.0)
+    assert r.thermocouples[0].valid_samples == t.size - 100
+    assert r.thermocouples[0].coverage == pytest.approx(1 - 101 / 660)
+    # UNCERTAIN counts when the settings allow it
+    q[0, 100:200] = Quality.UNCERTAIN
+    loose = ConformanceSettings(max_quality=Quality.UNCERTAIN)
+    assert judge_firing(p, t, temps, q, start_ns=T0, settings=loose).excursions
+
+
+def test_stall_follows_the_l_and_l_rule() -> None:
+    p = ramp_hold()
+    t = minute_grid(11)
+    sp = p.setpoint_c(programme_time_s(t, T0))
+    rng = np.random.default_rng(5)
+    temps = sp[None, :] + rng.normal(0, 0.5, (2, t.size))
+    # tc2 stops rising at 4 h for an hour, then catches up at the programmed rate (offset)
+    stuck = (t >= T0 + 4 * 3600 * S) & (t < T0 + 5 * 3600 * S)
+    temps[1, stuck] = sp[t == T0 + 4 * 3600 * S][0]
+    after = t >= T0 + 5 * 3600 * S
+    temps[1, after] -= 60.0
+    r = judge_firing(p, t, temps, start_ns=T0)
+    assert [s.thermocouple for s in r.stalls] == ["tc2"]
+    (stall,) = r.stalls
+    # reported from the start of the first slow 22.5 min window (it may begin a few minutes
+    # before the flat hour: the least-squares rate over it is already below 6.7 °C/h) to the
+    # end of the last one (a few minutes into the recovery)
+    assert T0 + (4 * 3600 - 1350) * S < stall.start_ns <= T0 + 4 * 3600 * S
+    assert T0 + 5 * 3600 * S <= stall.end_ns < T0 + (5 * 3600 + 1350) * S
+    assert stall.min_rate_c_h < 6.7 and stall.segment == 0
+
+
+def test_worked_cone_points_from_the_orton_table() -> None:
+    c = cone_equivalent(
+        np.array([1260.0, 1280.0, 1305.0, 1295.0, 1263.0, 1285.0, 1346.0]),
+        np.array([60.0, 150.0, 150.0, 105.0, 150.0, 30.0, 150.0]),
+    )
+    np.testing.assert_allclose(c.cone, [9, 9, 10, 10, 8, 10, 13])
+    assert c.rate_clamped.tolist() == [False] * 5 + [True, False]
+    low = cone_equivalent(1200.0, 60.0)
+    high = cone_equivalent(1400.0, 150.0)
+    assert np.isnan(low.cone) and low.below_range and np.isnan(high.cone) and high.above_range
+    # halfway between cone 9 (1260) and cone 10 (1285) at 60 °C/h
+    assert cone_equivalent(1272.5, 60.0).cone == pytest.approx(9.5)
+
+
+def test_cone_equivalent_of_a_firing_uses_the_last_100_c() -> None:
+    p = Programme.from_segments(
+        [
+            {"kind": "ramp", "rate_c_h": 150, "target_c": 1185},
+            {"kind": "ramp", "rate_c_h": 60, "target_c": 1285},
+            {"kind": "natural_cool", "target_c": 100},
+        ]
+    )
+    t = minute_grid(12)
+    tp = programme_time_s(t, T0)
+    temps = np.interp(tp, *p.breakpoints())  # follows the programme, holds last value
+    r = judge_firing(p, t, temps, start_ns=T0)
+    tc = r.thermocouples[0]
+    assert tc.last_100c_rate_c_h == pytest.approx(60.0)
+    assert tc.cone == pytest.approx(10.0) and r.cone_min == pytest.approx(10.0)
+
+
+def test_uniformity_classes() -> None:
+    assert uniformity_class(np.array([2.9, 3.0, 5.0, 8.0, 10.0, 14.0, 28.0, 28.1])).tolist() == [
+        1,
+        1,
+        2,
+        3,
+        4,
+        5,
+        6,
+        0,
+    ]
+    assert int(uniformity_class(np.nan)) == -1
+
+
+def test_pause_freezes_the_setpoint() -> None:
+    p = ramp_hold()
+    t = minute_grid(12)
+    pause = (T0 + 3 * 3600 * S, T0 + 4 * 3600 * S)
+    tp = programme_time_s(t, T0, [pause])
+    temps = p.setpoint_c(tp)[None, :]  # the kiln paused with its controller
+    assert judge_firing(p, t, temps, start_ns=T0, pauses=[pause]).verdict == "conforming"
+    assert judge_firing(p, t, temps, start_ns=T0).verdict == "nonconforming"
+    # the pause is not a stall either, once declared
+    assert judge_firing(p, t, temps, start_ns=T0, pauses=[pause]).stalls == ()
+
+
+def test_late_start_is_estimated() -> None:
+    p = ramp_hold()
+    t = minute_grid(14)
+    late = T0 + 2 * 3600 * S + 17 * 60 * S
+    temps = p.setpoint_c(programme_time_s(t, late), before_start_c=p.start_c)
+    noisy = temps + np.random.default_rng(1).normal(0, 1.0, (3, t.size))
+    assert abs(estimate_start_ns(t, noisy, p) - late) <= 60 * S
+    r = judge_firing(p, t, noisy, start_ns=estimate_start_ns(t, noisy, p))
+    assert r.verdict == "conforming"
+
+
+@pytest.mark.parametrize("n", [0, 1])
+def test_empty_and_single_sample_are_undefined_not_errors(n: int) -> None:
+    p = ramp_hold()
+    t = minute_grid(1)[:n]
+    r = judge_firing(p, t, np.full((2, n), 100.0), start_ns=T0)
+    assert r.verdict == "undefined" and np.isnan(r.score) and r.coverage == 0
+    doc = r.to_dict()
+    json.dumps(doc, allow_nan=False)
+    assert doc["score"] is None
+
+
+def test_all_bad_data_is_undefined() -> None:
+    p = ramp_hold()
+    t = minute_grid(11)
+    r = judge_firing(p, t, np.full((3, t.size), np.nan), start_ns=T0)
+    assert r.verdict == "undefined" and r.excursions == () and r.stalls == ()
+    assert np.isnan(r.cone_min) and r.uniformity_class == -1
+
+
+def test_low_coverage_is_insufficient_data() -> None:
+    p = ramp_hold()
+    t = minute_grid(3)  # 3 h of an 11 h programme
+    temps = p.setpoint_c(programme_time_s(t, T0))[None, :]
+    assert judge_firing(p, t, temps, start_ns=T0).verdict == "insufficient data"
+
+
+def test_wrong_inputs_raise_clear_errors() -> None:
+    p = ramp_hold()
+    t = minute_grid(1)
+    with pytest.raises(ValueError, match="n_thermocouples"):
+        judge_firing(p, t, np.zeros((2, t.size + 1)), start_ns=T0)
+    with pytest.raises(ValueError, match="sorted"):
+        judge_firing(p, t[::-1], np.zeros((1, t.size)), start_ns=T0)
+    with pytest.raises(ValueError, match="int64"):
+        judge_firing(p, t.astype(float), np.zeros((1, t.size)), start_ns=T0)
+    with pytest.raises(ValueError, match="band_c"):
+        ConformanceSettings(band_c=0)
+
+
+def test_batched_matches_one_by_one_with_padding() -> None:
+    p = ramp_hold()
+    rng = np.random.default_rng(3)
+    t = minute_grid(11)
+    sp = p.setpoint_c(programme_time_s(t, T0))
+    f, k, n = 3, 4, t.size
+    temps = sp[None, None, :] + rng.normal(0, 4, (f, k, n))
+    lengths = np.array([n, n - 100, n - 300])
+    times = np.repeat(t[None, :], f, axis=0)
+    for i, m in enumerate(lengths):
+        temps[i, :, m:] = np.nan
+        times[i, m:] = 0  # padding may hold anything
+    reports = judge_firings(p, times, temps, start_ns=[T0] * f, n_samples=lengths)
+    for i, m in enumerate(lengths):
+        one = judge_firing(p, t[:m], temps[i, :, :m], start_ns=T0)
+        assert reports[i].to_dict() == one.to_dict()
+    assert reports[2].coverage < reports[0].coverage
+
+
+def test_deviation_series_marks_unjudged_samples() -> None:
+    p = ramp_hold()
+    t = T0 + np.array([-60, 0, 3600, 12 * 3600], dtype=np.int64) * S
+    sp, d = deviation_series(p, t, np.array([[20.0, 25.0, 90.0, 30.0]]), start_ns=T0)
+    assert np.isnan(sp[0]) and np.isnan(sp[3])
+    np.testing.assert_allclose(d[0, 1:3], [5.0, 10.0])
