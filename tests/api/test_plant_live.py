@@ -13,11 +13,11 @@ KILN = "dalian/plant-1/firing-shop/kiln-1"
 PRESS = "dalian/plant-1/forming-shop/press-1"
 
 
-def test_plant_shows_connected_and_last_seen(client, tokens, store):
+def test_plant_shows_connected_and_last_seen(client, tokens, store, plant):
     put(store, KILN, "zone1_tc1_temperature_c", [NOW_NS - 30 * S], [812.5])
     put(store, PRESS, "state", [NOW_NS - 600 * S], ["running"])  # 10 min ago: silent
     body = client.get("/api/v1/plant", headers=bearer(tokens.admin)).json()
-    assert [e["id"] for e in body["enterprises"]] == ["dalian", "fushun", "gaoxin", "huayuan", "jinlong"][: len(body["enterprises"])]  # noqa: E501
+    assert [e["id"] for e in body["enterprises"]] == [e.id for e in plant.enterprises]
     dalian = body["enterprises"][0]
     assets = {a["path"]: a for s in dalian["sites"] for ln in s["lines"] for a in ln["assets"]}
     assert assets[KILN]["connected"] is True and assets[KILN]["last_seen_ns"] == NOW_NS - 30 * S
