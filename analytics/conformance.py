@@ -74,6 +74,32 @@ class ConformanceSettings:
             )
 
 
+class Workspace:
+    """Scratch arrays reused from one firing to the next.
+
+    A fresh multi-megabyte NumPy temporary is a fresh mmap: the kernel zero-fills every page on
+    first touch, which costs several times the arithmetic itself. Reusing named buffers keeps
+    the judge near memory speed. Not thread-safe: one workspace per thread.
+    """
+
+    def __init__(self) -> None:
+        self._buffers: dict[str, np.ndarray] = {}
+
+    def _get(self, name: str, shape: tuple[int, ...], dtype: type) -> np.ndarray:
+        size = math.prod(shape)
+        buf = self._buffers.get(name)
+        if buf is None or buf.size < size or buf.dtype != dtype:
+            buf = np.empty(max(size, 1), dtype=dtype)
+            self._buffers[name] = buf
+        return buf[:size].reshape(shape)
+
+    def float(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
+        return self._get(name, shape, np.float64)
+
+    def bool(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
+        return self._get(name, shape, np.bool_)
+
+
 @dataclass(frozen=True, slots=True)
 class Excursion:
     """A stretch outside ±band. ``worst_deviation_c`` is signed (+ = hotter than setpoint)."""
@@ -201,8 +227,12 @@ def judge_firing(
     pauses: Sequence[tuple[int, int]] = (),
     thermocouples: Sequence[str] | None = None,
     settings: ConformanceSettings | None = None,
+    workspace: Workspace | None = None,
 ) -> FiringReport:
-    """Judge one firing against ``programme`` started at ``start_ns`` (see module docstring)."""
+    """Judge one firing against ``programme`` started at ``start_ns`` (see module docstring).
+
+    ``workspace``: scratch buffers to reuse between calls (:class:`Workspace`); optional.
+    """
     settings = settings or ConformanceSettings()
     t, y, q, names = _check_inputs(time_ns, temps_c, quality, thermocouples)
     prog_t = programme_time_s(t, start_ns, pauses)
@@ -230,6 +260,7 @@ def judge_firing(
         programme.name,
         settings,
         pauses,
+        workspace,
     )
 
 
@@ -270,6 +301,7 @@ def judge_firings(
     if quality is not None and np.shape(quality) != y.shape:
         raise ValueError(f"quality shape {np.shape(quality)} differs from temps_c {y.shape}")
     out = []
+    ws = Workspace()
     for i in range(f_count):
         n = int(lengths[i])
         out.append(
@@ -282,6 +314,7 @@ def judge_firings(
                 pauses=() if pauses is None else pauses[i],
                 thermocouples=thermocouples,
                 settings=settings,
+                workspace=ws,
             )
         )
     return out
@@ -410,27 +443,30 @@ def _judge(
     programme_name: str,
     s: ConformanceSettings,
     pauses: Sequence[tuple[int, int]],
+    ws: Workspace | None = None,
 ) -> FiringReport:
     k, n = y.shape
     t_s = (t_ns - np.int64(start_ns)).astype(np.float64) / NS_PER_S
     # Wall time during which the setpoint exists: what coverage is measured against.
     judged_s = max(cover_ns / NS_PER_S, 0.0)
 
-    # deviation (NaN where missing or not judged) and validity
-    d = y - sp[None, :]
-    valid = np.isfinite(d)
-    if q is not None:
-        valid &= q <= s.max_quality
-    temps_ok = np.isfinite(y)
+    ws = ws or Workspace()
+    # deviation and validity; every (K, N) temporary lives in the workspace (see Workspace)
+    temps_ok = np.isfinite(y, out=ws.bool("temps_ok", (k, n)))
     if q is not None:
         temps_ok &= q <= s.max_quality
+    not_ok = np.logical_not(temps_ok, out=ws.bool("not_ok", (k, n)))
+    valid = np.logical_and(temps_ok, np.isfinite(sp)[None, :], out=ws.bool("valid", (k, n)))
+    not_valid = np.logical_not(valid, out=ws.bool("not_valid", (k, n)))
+    d = np.subtract(y, sp[None, :], out=ws.float("d", (k, n)))
     n_valid = valid.sum(axis=1)
 
     # spread across thermocouples, where at least two read
     with np.errstate(all="ignore"):
-        yv = np.where(temps_ok, y, np.nan)
         both = temps_ok.sum(axis=0) >= 2
-        spread = np.where(both, np.fmax.reduce(yv, axis=0) - np.fmin.reduce(yv, axis=0), np.nan)
+        hi_c = np.maximum.reduce(y, axis=0, where=temps_ok, initial=-np.inf)
+        lo_c = np.minimum.reduce(y, axis=0, where=temps_ok, initial=np.inf)
+        spread = np.where(both, hi_c - lo_c, np.nan)
     if n:
         any_ok = temps_ok.any(axis=0)
         sw, _ = interval_weights(t_s, (both & any_ok)[None, :], s.max_gap_s)
@@ -444,15 +480,18 @@ def _judge(
         if sw.sum() > 0:
             spread_mean = float(np.nansum(spread * sw) / sw.sum())
 
-    d[~valid] = 0.0
-    a = np.abs(d)
-    w, covered_s = interval_weights(t_s, valid, s.max_gap_s)
+    np.copyto(d, 0.0, where=not_valid)
+    a = np.abs(d, out=ws.float("a", (k, n)))
+    w, covered_s = interval_weights(t_s, valid, s.max_gap_s, out=ws.float("w", (k, n)))
     wsum = w.sum(axis=1)
+    tmp = ws.float("tmp", (k, n))
     with np.errstate(all="ignore"):
         mean_abs = np.einsum("kn,kn->k", w, a) / wsum
-        rms = np.sqrt(np.einsum("kn,kn->k", w * d, d) / wsum)
-        outside = a > s.band_c  # invalid samples have a == 0, never outside
-        w_out = np.where(outside, w, 0.0).sum(axis=1)
+        wd2 = np.einsum("kn,kn->k", np.multiply(w, d, out=tmp), d)
+        rms = np.sqrt(wd2 / wsum)
+        # invalid samples have a == 0, never outside
+        outside = np.greater(a, s.band_c, out=ws.bool("outside", (k, n)))
+        w_out = np.multiply(w, outside, out=tmp).sum(axis=1)
         share = 1.0 - w_out / wsum
         coverage = np.clip(covered_s / judged_s, 0.0, 1.0) if judged_s > 0 else np.zeros(k)
     undefined = wsum <= 0
@@ -465,7 +504,9 @@ def _judge(
 
     # peaks and the cone equivalent (over valid temperatures, setpoint or not: heat work counts
     # during a natural cool too)
-    yp = np.where(temps_ok, y, -np.inf)
+    yp = ws.float("yp", (k, n))
+    np.copyto(yp, y)
+    np.copyto(yp, -np.inf, where=not_ok)
     if n:
         ipeak = yp.argmax(axis=1)
         peak = yp[np.arange(k), ipeak]
@@ -473,12 +514,16 @@ def _judge(
         peak = np.where(has_peak, peak, np.nan)
     else:
         ipeak, peak, has_peak = np.zeros(k, int), np.full(k, np.nan), np.zeros(k, bool)
-    rate100 = _last_span_rate(t_s, y, temps_ok, ipeak, peak, s)
+    rate100 = _last_span_rate(t_s, y, temps_ok, ipeak, peak, s, ws)
     cones = cone_equivalent(peak, rate100)
 
     # segments
-    y0 = np.where(temps_ok, y, 0.0)
-    sums = PrefixSums(t_s / 3600.0, y0, temps_ok.astype(np.float64)) if n else None
+    y0 = ws.float("y0", (k, n))
+    np.copyto(y0, y)
+    np.copyto(y0, 0.0, where=not_ok)
+    valid_f = ws.float("valid_f", (k, n))
+    np.copyto(valid_f, temps_ok)
+    sums = PrefixSums(t_s / 3600.0, y0, valid_f, ws.float("c", (5, k, n + 1)), tmp) if n else None
     seg_idx_at = np.full(n, -1, dtype=np.int64)
     segments: list[SegmentReport] = []
     hold_worst = []
@@ -555,7 +600,7 @@ def _judge(
     )
     with np.errstate(all="ignore"):
         kiln_mean = float(np.einsum("kn,kn->", w, a) / wtot) if wtot > 0 else math.nan
-        kiln_rms = float(math.sqrt(np.einsum("kn,kn->", w * d, d) / wtot)) if wtot > 0 else math.nan
+        kiln_rms = float(math.sqrt(wd2.sum() / wtot)) if wtot > 0 else math.nan
         score = float(1.0 - w_out.sum() / wtot) if wtot > 0 else math.nan
     kiln_cov = float(coverage.mean()) if k else 0.0
     if wtot <= 0:
@@ -606,6 +651,7 @@ def _last_span_rate(
     ipeak: np.ndarray,
     peak: np.ndarray,
     s: ConformanceSettings,
+    ws: Workspace,
 ) -> np.ndarray:
     """Heating rate (°C/h) over the last ``cone_span_c`` before each thermocouple's peak: the
     time from the last valid sample below ``peak - span`` before the peak (crossing found by
@@ -616,7 +662,9 @@ def _last_span_rate(
         return rate
     thr = peak - s.cone_span_c
     with np.errstate(invalid="ignore"):
-        below = ok & (y < thr[:, None]) & (np.arange(n)[None, :] < ipeak[:, None])
+        below = np.less(y, thr[:, None], out=ws.bool("below", (k, n)))
+        below &= ok
+        below &= np.arange(n)[None, :] < ipeak[:, None]
     has = below.any(axis=1) & np.isfinite(peak)
     if not has.any():
         return rate

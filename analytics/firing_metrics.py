@@ -16,7 +16,7 @@ import numpy as np
 
 
 def interval_weights(
-    t_s: np.ndarray, valid: np.ndarray, max_gap_s: float
+    t_s: np.ndarray, valid: np.ndarray, max_gap_s: float, out: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Time each sample stands for, and the covered time of each thermocouple.
 
@@ -27,16 +27,19 @@ def interval_weights(
     weighs 0. Returns ``(weights_s (K, N), covered_s (K,))``.
     """
     k, n = valid.shape
-    w = np.zeros((k, n), dtype=np.float64)
+    w = np.zeros((k, n), dtype=np.float64) if out is None else out
     if n < 2:
+        w[...] = 0.0
         return w, np.zeros(k)
     dt = np.diff(t_s)
     half = np.where(dt <= max_gap_s, 0.5 * dt, 0.0)
-    cov = valid[:, :-1] & valid[:, 1:]
-    half_cov = np.where(cov, half[None, :], 0.0)
-    w[:, :-1] = half_cov
-    w[:, 1:] += half_cov
-    return w, 2.0 * half_cov.sum(axis=1)
+    # w[:, :-1] = half where the interval to the right is covered, then add the left interval
+    np.multiply(valid[:, :-1], half[None, :], out=w[:, :-1])
+    w[:, :-1] *= valid[:, 1:]
+    w[:, -1] = 0.0
+    covered = 2.0 * w[:, :-1].sum(axis=1)
+    w[:, 1:] += w[:, :-1].copy()
+    return w, covered
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,16 +79,26 @@ class PrefixSums:
     Slopes come out in °C/h.
     """
 
-    def __init__(self, t_h: np.ndarray, y0: np.ndarray, valid_f: np.ndarray) -> None:
+    def __init__(
+        self,
+        t_h: np.ndarray,
+        y0: np.ndarray,
+        valid_f: np.ndarray,
+        out: np.ndarray | None = None,
+        tmp: np.ndarray | None = None,
+    ) -> None:
         # y0: temperatures with invalid samples set to 0; valid_f: validity as 0.0/1.0.
+        # out (5, K, N + 1) and tmp (K, N): optional reusable buffers.
         k, n = y0.shape
         self.t_h = t_h
-        self.c = np.zeros((5, k, n + 1))
+        self.c = np.empty((5, k, n + 1)) if out is None else out
+        tmp = np.empty((k, n)) if tmp is None else tmp
+        self.c[:, :, 0] = 0.0
         np.cumsum(valid_f, axis=1, out=self.c[0, :, 1:])
-        np.cumsum(valid_f * t_h, axis=1, out=self.c[1, :, 1:])
-        np.cumsum(valid_f * (t_h * t_h), axis=1, out=self.c[2, :, 1:])
+        np.cumsum(np.multiply(valid_f, t_h, out=tmp), axis=1, out=self.c[1, :, 1:])
+        np.cumsum(np.multiply(tmp, t_h, out=tmp), axis=1, out=self.c[2, :, 1:])
         np.cumsum(y0, axis=1, out=self.c[3, :, 1:])
-        np.cumsum(y0 * t_h, axis=1, out=self.c[4, :, 1:])
+        np.cumsum(np.multiply(y0, t_h, out=tmp), axis=1, out=self.c[4, :, 1:])
 
     def slope(
         self, lo: np.ndarray, hi: np.ndarray, min_samples: int = 3
