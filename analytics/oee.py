@@ -60,8 +60,6 @@ _CLASS_OF_STATE[MachineState.SETUP] = SETUP
 _CLASS_OF_STATE[MachineState.PLANNED_STOP] = PLANNED
 _CLASS_OF_STATE[MachineState.NO_DATA] = NO_DATA
 
-_FAR_FUTURE = np.iinfo(np.int64).max
-
 
 @dataclass(frozen=True, slots=True, eq=False)
 class PreparedTimeline:
@@ -95,19 +93,20 @@ def prepare(timeline: StateTimeline, *, microstop_s: float = 120.0) -> PreparedT
     n = starts.size
     cls = _CLASS_OF_STATE[timeline.state]
     ends = np.empty(n, np.int64)
+    open_end = timeline.end_ns is None
     if n:
         ends[:-1] = starts[1:]
-        ends[-1] = _FAR_FUTURE if timeline.end_ns is None else timeline.end_ns
+        ends[-1] = starts[-1] if open_end else timeline.end_ns
     is_stop = (cls == DOWN) | (cls == DELAY)
     prev = np.concatenate(([False], is_stop[:-1]))
     first = is_stop & ~prev
     stop_idx = np.flatnonzero(is_stop)
     ep_pos = np.flatnonzero(first[stop_idx])  # positions within stop_idx where episodes begin
     if stop_idx.size:
-        # Durations can hit the open end (int64 max): compute in float for the comparison only.
-        d = (ends[stop_idx] - starts[stop_idx]).astype(np.float64)
-        ep_len_s = np.add.reduceat(d, ep_pos) / NS_PER_S
-        micro = ep_len_s < microstop_s
+        ep_len_ns = np.add.reduceat(ends[stop_idx] - starts[stop_idx], ep_pos)  # exact int64
+        micro = ep_len_ns < round(microstop_s * NS_PER_S)
+        if open_end and is_stop[-1]:
+            micro[-1] = False  # the stop is still going on
         # Broadcast each episode's verdict to its intervals.
         ep_id = np.cumsum(first[stop_idx]) - 1
         cls = cls.copy()
@@ -226,6 +225,8 @@ def _in_busy(prep: PreparedTimeline | None, plan: PlannedTime, t: np.ndarray) ->
         # Made while the machine said "planned stop": outside PBT like the time itself.
         k = np.searchsorted(prep.start_ns, t, side="right") - 1
         planned = (k >= 0) & (prep.cls[np.maximum(k, 0)] == PLANNED)
+        if prep.end_ns is not None:
+            planned &= t < prep.end_ns  # after a closed timeline's end: no data, not planned
         ok = ~planned if isinstance(ok, slice) else ok & ~planned
     return ok
 
