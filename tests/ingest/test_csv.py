@@ -173,12 +173,12 @@ def canonical_csv(rows: list[tuple], time_format: str = "rfc3339") -> str:
     return out.getvalue()
 
 
-def round_trip(store, text: str, time_format: str = "rfc3339") -> str:
+def round_trip(store, text: str, time_format: str = "rfc3339", asset: str | None = None) -> str:
     err = io.StringIO()
     _, refused = import_csv(io.StringIO(text, newline=""), store, name="x.csv", err=err)
     assert refused == 0, err.getvalue()
     out = io.StringIO(newline="")
-    export_csv(store, out, time_format=time_format)
+    export_csv(store, out, time_format=time_format, asset=asset)
     return out.getvalue()
 
 
