@@ -489,7 +489,7 @@ def compute_kiln_oee(
     notes = []
     if produced > graded_qty:
         notes.append(
-            f"quality provisional: {graded_qty:g} of {produced:g} {unit} graded"
+            f"quality provisional: {graded_qty:g} of {produced:g} ({unit}) graded"
             + (f" as of {as_of_ns}" if as_of_ns is not None else "")
         )
     outside = float(pushes.quantity[p0:p1].sum()) - produced
