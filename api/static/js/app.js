@@ -38,6 +38,7 @@ function nav() {
 async function route() {
   if (cleanup) { try { cleanup(); } catch {} cleanup = null; }
   const hash = location.hash || "#/";
+  if (hash === "#/login") me = null; // signing in again (perhaps as someone else)
   if (hash !== "#/login" && !token.get()) { location.hash = "#/login"; return; }
   if (hash !== "#/login" && !me) me = await whoami();
   nav();
@@ -58,6 +59,5 @@ async function route() {
   el.innerHTML = `<p class="error">No such page: ${esc(hash)}</p>`;
 }
 
-window.addEventListener("hashchange", () => { if (location.hash !== "#/login") me = me; route(); });
-window.addEventListener("kilnworks:login", async () => { me = await whoami(); });
+window.addEventListener("hashchange", route);
 route();

@@ -15,11 +15,14 @@ export function firingCurve(el, curve, events = []) {
     { x, y: sp, mode: "lines", name: "setpoint", line: { color: "#1d4ed8", width: 2, dash: "dash" } },
   ];
   for (const [name, y] of Object.entries(curve.thermocouples)) {
-    traces.push({ x, y, mode: "lines", name: name.replace("_temperature_c", ""), line: { width: 1 } });
+    // Windows without a sample are null; drop them so a sparse series still draws as a line.
+    const keep = y.map((v, i) => (v == null ? -1 : i)).filter((i) => i >= 0);
+    traces.push({ x: keep.map((i) => x[i]), y: keep.map((i) => y[i]), mode: "lines",
+      name: name.replace("_temperature_c", ""), line: { width: 1.2 } });
   }
   const shapes = events.filter((e) => e.kind === "excursion").map((e) => ({
     type: "rect", xref: "x", yref: "paper", x0: plotTime(e.start_ns), x1: plotTime(e.end_ns), y0: 0, y1: 1,
-    fillcolor: "rgba(185,28,28,0.12)", line: { width: 0 },
+    fillcolor: "rgba(185,28,28,0.08)", line: { width: 0 },
   }));
   const stalls = events.filter((e) => e.kind === "stall");
   if (stalls.length) {

@@ -37,7 +37,8 @@ export async function render(el, p) {
     yaxis: "y2", line: { color: "#111827" } });
   Plotly.react(el.querySelector("#oee"), traces, {
     ...PLOT_LAYOUT, barmode: "stack", yaxis: { title: "h" },
-    yaxis2: { title: "OEE", overlaying: "y", side: "right", range: [0, 1], tickformat: ".0%" },
+    yaxis2: { title: "OEE", overlaying: "y", side: "right", range: [0, 1], tickformat: ".0%",
+      tickvals: [0, 0.25, 0.5, 0.75, 1], showgrid: false },
   }, PLOT_CONFIG);
 
   const plant = await api(`plant/${p.e}`);

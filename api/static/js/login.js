@@ -21,7 +21,6 @@ export async function render(el) {
     token.set(t);
     try {
       const me = await api("me");
-      window.dispatchEvent(new Event("kilnworks:login"));
       location.hash = me.role === "town" ? "#/town" : "#/";
     } catch (err) {
       token.clear();
