@@ -271,6 +271,9 @@ class MqttSession:
         self._worker: threading.Thread | None = None
         self._generation = 0
         self.connected = threading.Event()
+        #: Set once the broker acknowledged our subscriptions on the current connection.
+        self.subscribed = threading.Event()
+        self._subscribe_mid = -1
         self.counters: Counter[str] = Counter()
         self.last_message_ns = 0
         self.last_error = ""
@@ -293,6 +296,7 @@ class MqttSession:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
+        client.on_subscribe = self._on_subscribe
         client.on_connect_fail = self._on_connect_fail
         client.reconnect_delay_set(self.settings.reconnect_min_s, self.settings.reconnect_max_s)  # type: ignore[arg-type]
         if self.will is not None:
@@ -328,6 +332,7 @@ class MqttSession:
                 client.disconnect()
             client.loop_stop()
         self.connected.clear()
+        self.subscribed.clear()
 
     def publish(self, topic: str, payload: bytes | str, qos: int = 0, retain: bool = False) -> bool:
         """Publish (e.g. a Sparkplug NCMD); False when not connected (the caller may retry)."""
@@ -343,6 +348,7 @@ class MqttSession:
             "client_id": self.settings.client_id,
             "protocol": self.settings.protocol,
             "connected": self.connected.is_set(),
+            "subscribed": self.subscribed.is_set(),
             "session_present": self.session_present,
             "connects": self.counters["connects"],
             "reconnects": max(0, self.counters["connects"] - 1),
@@ -377,7 +383,8 @@ class MqttSession:
                 self.settings.session_expiry_s,
             )  # fmt: skip
         # Subscribing again is harmless with a resumed session and required without one.
-        client.subscribe([(t, self.settings.qos) for t in self.topics])
+        self.subscribed.clear()
+        _rc, self._subscribe_mid = client.subscribe([(t, self.settings.qos) for t in self.topics])
         self.connected.set()
         log.info(
             "mqtt source %s: connected to %s (session present: %s)",
@@ -391,9 +398,22 @@ class MqttSession:
             except Exception:
                 log.exception("mqtt source %s: on_connected hook failed", self.name)
 
+    def _on_subscribe(self, _c: mqtt.Client, _u: Any, mid: int, codes: Any, _p: Any) -> None:
+        if mid != self._subscribe_mid:
+            return
+        refused = [
+            f"{t}: {c}" for t, c in zip(self.topics, codes, strict=False) if c.is_failure
+        ]
+        if refused:
+            # An ACL that denies a topic: say so loudly, the source will never see that data.
+            self.last_error = f"subscription refused: {', '.join(refused)}"
+            log.error("mqtt source %s: %s", self.name, self.last_error)
+        self.subscribed.set()
+
     def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, rc: Any, _p: Any) -> None:
         was = self.connected.is_set()
         self.connected.clear()
+        self.subscribed.clear()
         if was and not self._stop.is_set():
             self.last_error = f"disconnected: {rc}"
             log.warning(

@@ -349,18 +349,18 @@ class SparkplugHost:
             # now would forget the device births that followed it.
             self.counters["duplicates"] += 1
             return
-        was_devices = node.devices
         node.bd_seq = bd_seq
         node.seq = payload.seq if payload.HasField("seq") else 0
         node.born = True
         node.last_rebirth_request_ns = None
-        # A new NBIRTH starts a new session: device births must follow; until then the
-        # node's devices are unknown (their old aliases may have changed).
-        node.devices = {}
-        for dev in was_devices.values():
-            if dev.online and dev.asset:
-                # Devices that do not re-birth stay stale; mark them now, with the birth time.
-                self._mark(out, dev.asset, False, self._payload_time(payload, received_ns))
+        # A new NBIRTH starts a new session: its devices must birth again (their aliases may
+        # have changed), so until their DBIRTH they hold no vocabulary and count as stale. No
+        # marker is written here: in a rebirth the DBIRTH follows at once, and a false/true
+        # pair per rebirth would only be noise.
+        for device in node.devices.values():
+            device.online = False
+            device.metrics_by_alias.clear()
+            device.metrics_by_name.clear()
         asset = self._asset(out, group, node_id, None, report=False)
         node.node = _Device(asset)
         self._define(out, node.node, payload, group, node_id, None)
@@ -390,7 +390,7 @@ class SparkplugHost:
 
     def _ddata(self, out, group, node_id, node, dev_id, payload, received_ns, dup) -> None:
         device = node.devices.get(dev_id) if node.born else None
-        if device is None:
+        if device is None or not device.metrics_by_name:
             self._not_born(out, group, node_id, f"DDATA of {dev_id}")
             return
         duplicate = self._seq_is_duplicate(out, group, node_id, node, payload, dup)

@@ -268,13 +268,14 @@ def test_end_to_end_over_mosquitto(mosquitto_shared: Mosquitto, protocol: str) -
     out = RecordingOutput()
     pub = publisher(mosquitto_shared.port)
     with running(source, out):
-        assert source.session.connected.wait(10)
-        wait_until(lambda: source.session.counters["connects"] == 1, 5, "subscribed")
+        assert source.session.subscribed.wait(10)
         publish_all(pub, [(CYCLE_TOPIC, cycle(n)) for n in range(1, 51)])
         publish_all(pub, [(STATE_TOPIC, json.dumps({"ts": 1_764_000_000_000, "state": "running",
                                                      "reason": "auto"}))])  # fmt: skip
         wait_until(lambda: len(out.values("state")) == 1 and len(out.values("count_total")) == 50,
                    20, "50 cycles and a state")  # fmt: skip
+        # acks go out right after accept returned
+        wait_until(lambda: source.status()["messages_acked"] == 51, 10, "51 acks")
         status = source.status()
     pub.disconnect()
     assert out.values("count_total") == list(range(1, 51))  # in order, each once
@@ -290,7 +291,7 @@ def test_persistent_session_keeps_messages_while_the_agent_is_down(mosquitto_sha
     first = make_source(mosquitto_shared, client_id=client_id)
     pub = publisher(mosquitto_shared.port)
     with running(first, out):
-        assert first.session.connected.wait(10)
+        assert first.session.subscribed.wait(10)
         publish_all(pub, [(CYCLE_TOPIC, cycle(1))])
         wait_counts(out, 1, "first cycle")
     # agent down: the broker queues for our session
@@ -312,7 +313,7 @@ def test_broker_restart_loses_nothing(mosquitto: Mosquitto, protocol: str) -> No
     source = make_source(mosquitto, protocol=protocol, max_inflight=5)
     out = RecordingOutput()
     with running(source, out):
-        assert source.session.connected.wait(10)
+        assert source.session.subscribed.wait(10)
         pub = publisher(mosquitto.port)
         publish_all(pub, [(CYCLE_TOPIC, cycle(1))])
         wait_counts(out, 1, "first cycle")
@@ -339,7 +340,7 @@ def test_malformed_payloads_are_counted_and_do_not_stop_the_source(mosquitto_sha
     out = RecordingOutput()
     pub = publisher(mosquitto_shared.port)
     with running(source, out):
-        assert source.session.connected.wait(10)
+        assert source.session.subscribed.wait(10)
         publish_all(pub, [
             (CYCLE_TOPIC, b"{garbage"),
             (CYCLE_TOPIC, cycle(1).replace(b"152.3", b"NaN")),
@@ -359,11 +360,11 @@ def test_output_failure_is_retried_and_nothing_is_acked_before(mosquitto_shared)
     out.fail_next = 3
     pub = publisher(mosquitto_shared.port)
     with running(source, out):
-        assert source.session.connected.wait(10)
+        assert source.session.subscribed.wait(10)
         publish_all(pub, [(CYCLE_TOPIC, cycle(1))])
         wait_counts(out, 1, "the cycle after the spool recovers")
+        wait_until(lambda: source.status()["messages_acked"] == 1, 10, "the ack")
         assert source.status()["accept_failures"] == 3
-        assert source.status()["messages_acked"] == 1
     pub.disconnect()
 
 
@@ -386,7 +387,7 @@ def test_username_password(tmp_path) -> None:
         good = make_source(broker)
         good.session.settings = replace(good.session.settings, username="agent", password="s3cret")
         with running(good, out):
-            assert good.session.connected.wait(10)
+            assert good.session.subscribed.wait(10)
             pub = publisher(broker.port, username="agent", password="s3cret")
             publish_all(pub, [(CYCLE_TOPIC, cycle(3))])
             wait_counts(out, 1, "cycle over an authenticated connection")
@@ -412,7 +413,7 @@ def test_tls_with_a_private_ca(tmp_path) -> None:
         source = MqttJsonSource(config)
         out = RecordingOutput()
         with running(source, out):
-            assert source.session.connected.wait(10), source.status()
+            assert source.session.subscribed.wait(10), source.status()
             pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="tls-pub")
             pub.tls_set(ca_certs=str(ca))
             pub.connect("127.0.0.1", broker.port)
