@@ -427,7 +427,7 @@ class Fleet:
             return
         last = self._last_text.setdefault(asset, {})
         for field, s in samples.items():
-            if not isinstance(s.value, float):
+            if not isinstance(s.value, float) or s.quality == "bad":
                 if last.get(field) == (s.value, s.quality):
                     continue  # unchanged non-analog values are not re-sent on the wire
                 last[field] = (s.value, s.quality)

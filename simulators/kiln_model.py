@@ -15,7 +15,7 @@ Zone model (per zone, vectorised over zones with NumPy), hours as the time unit:
 * The controller is feed-forward on the setpoint slope plus PI on the error, clamped to 0..1;
   cooling segments run the fans. ``PowerPercent`` is the controller output.
 * Thermocouples: each has a fixed calibration offset (sd 1.5 C) and noise (sd 0.6 C); a broken
-  one reads upscale (the EURange high, 1450 C) with StatusCode BadSensorFailure.
+  one is published with StatusCode BadSensorFailure and, as OPC UA requires, a null value.
 * Gas follows burner demand (natural gas, LHV 9.97 kWh/m3 as a typical figure); energy is its
   running integral. O2/CO follow the atmosphere: oxidising (O2 ~4-8 %, CO < 100 ppm) except in
   vitrification above 1000 C, where the programme reduces (CO ~2 %, domain.md).
@@ -33,7 +33,6 @@ from simulators.programmes import Programme, Schedule
 NS_PER_H = 3_600_000_000_000
 STEP_H = 1.0 / 60.0  # physics step: one simulated minute (stable: lag_h >= 0.2 h)
 GAS_KWH_PER_M3 = 9.97  # natural gas lower heating value, typical
-BROKEN_TC_READING_C = 1450.0  # open thermocouple drives upscale (burnout detection)
 AMBIENT_C = 25.0
 
 
@@ -125,7 +124,6 @@ class ZoneBank:
         """Thermocouple readings (zones x tcs) and their true temperatures."""
         true = np.repeat(self.temperature[:, None], self.tcs, axis=1)
         shown = true + self.tc_offset + self.rng.normal(0.0, self.tc_noise_sd, true.shape)
-        shown = np.where(self.broken, BROKEN_TC_READING_C, shown)
         shown = np.where(self.nan_tc, np.nan, shown)
         return shown, true
 
@@ -275,8 +273,12 @@ class ShuttleKiln:
             sp = float(self.setpoint[z])
             for t in range(b.tcs):
                 bad = bool(b.broken[z, t])
+                # OPC UA Part 4 7.7.1: a Bad StatusCode travels with a null value
                 out[f"zone{z + 1}_tc{t + 1}_temperature_c"] = Sample(
-                    float(shown[z, t]), "bad" if bad else "good", float(true[z, t]), sp
+                    None if bad else float(shown[z, t]),
+                    "bad" if bad else "good",
+                    float(true[z, t]),
+                    sp,
                 )
             out[f"zone{z + 1}_setpoint_c"] = Sample(sp, true_value=sp)
             power = float(b.output[z] * 100.0)
@@ -406,8 +408,12 @@ class TunnelKiln:
             sp = float(self.profile[z])
             for t in range(b.tcs):
                 bad = bool(b.broken[z, t])
+                # OPC UA Part 4 7.7.1: a Bad StatusCode travels with a null value
                 out[f"zone{z + 1}_tc{t + 1}_temperature_c"] = Sample(
-                    float(shown[z, t]), "bad" if bad else "good", float(true[z, t]), sp
+                    None if bad else float(shown[z, t]),
+                    "bad" if bad else "good",
+                    float(true[z, t]),
+                    sp,
                 )
             out[f"zone{z + 1}_setpoint_c"] = Sample(sp, true_value=sp)
             power = float(b.output[z] * 100.0)

@@ -479,18 +479,20 @@ class KilnGateway:
                 ua.StatusCodes.BadSensorFailure if s.quality == "bad" else ua.StatusCodes.Good
             )
             value = s.value
-            if v.vtype == ua.VariantType.UInt32:
-                value = int(value)
+            if value is None:
+                variant = ua.Variant(None, ua.VariantType.Null)
+            elif v.vtype == ua.VariantType.UInt32:
+                variant = ua.Variant(int(value), v.vtype)
             elif v.vtype == ua.VariantType.Double:
-                value = float(value)
-            dv = ua.DataValue(
-                ua.Variant(value, v.vtype), status, SourceTimestamp=ts, ServerTimestamp=now
-            )
+                variant = ua.Variant(float(value), v.vtype)
+            else:
+                variant = ua.Variant(value, v.vtype)
+            dv = ua.DataValue(variant, status, SourceTimestamp=ts, ServerTimestamp=now)
             if v.historizing:
                 self.history.add(nid, dv)
             if server is None:
                 continue
-            if v.vtype != ua.VariantType.Double:
+            if v.vtype != ua.VariantType.Double or value is None:
                 key = (value, s.quality)
                 if self._last.get(nid) == key:
                     continue  # unchanged strings/counters: a real server reports changes only
