@@ -41,7 +41,7 @@ import numpy as np
 
 from analytics.cones import cone_equivalent, uniformity_class
 from analytics.firing_clock import NS_PER_S, programme_time_s
-from analytics.firing_metrics import PrefixSums, interval_weights, runs
+from analytics.firing_metrics import block_sums, interval_weights, ls_slope, runs, segment_sums
 from analytics.programme import Programme, SegmentSpan
 from core.reading import Quality
 
@@ -57,7 +57,9 @@ class ConformanceSettings:
     # L&L DynaTrol E-1 (hotkilns.com/support/error-codes): < 12 °F/h for 22.5 min while ramping.
     stall_rate_c_h: float = 12.0 * 5.0 / 9.0
     stall_window_s: float = 22.5 * 60.0
-    stall_step_s: float = 60.0  # how often the trailing window is evaluated
+    # How often the trailing window is evaluated: every 5 min resolves a 22.5 min rule well
+    # enough and costs a fifth of evaluating every minute (bench/firing_conformance.py).
+    stall_step_s: float = 300.0
     cone_span_c: float = 100.0  # Orton: heating rate over the last 100 °C
     min_coverage: float = 0.8  # below this a firing is "insufficient data", not judged
 
@@ -425,7 +427,7 @@ def _judged_end_ns(
 
 
 def _nan_tuple(a: np.ndarray) -> tuple[float, ...]:
-    return tuple(float(v) for v in a)
+    return tuple(np.asarray(a, dtype=np.float64).tolist())
 
 
 def _judge(
@@ -451,79 +453,70 @@ def _judge(
     judged_s = max(cover_ns / NS_PER_S, 0.0)
 
     ws = ws or Workspace()
-    # deviation and validity; every (K, N) temporary lives in the workspace (see Workspace)
+    # Validity and deviation. Every (K, N) temporary lives in the workspace (see Workspace);
+    # invalid samples hold 0 in d / a / y0, so plain sums and argmax need no masks.
     temps_ok = np.isfinite(y, out=ws.bool("temps_ok", (k, n)))
     if q is not None:
         temps_ok &= q <= s.max_quality
-    not_ok = np.logical_not(temps_ok, out=ws.bool("not_ok", (k, n)))
     valid = np.logical_and(temps_ok, np.isfinite(sp)[None, :], out=ws.bool("valid", (k, n)))
-    not_valid = np.logical_not(valid, out=ws.bool("not_valid", (k, n)))
-    d = np.subtract(y, sp[None, :], out=ws.float("d", (k, n)))
-    n_valid = valid.sum(axis=1)
+    d = ws.float("d", (k, n))
+    d.fill(0.0)
+    np.subtract(y, sp[None, :], out=d, where=valid)
+    n_valid = np.count_nonzero(valid, axis=1)
+    y0 = ws.float("y0", (k, n))
+    y0.fill(0.0)
+    np.copyto(y0, y, where=temps_ok)
 
     # spread across thermocouples, where at least two read
     with np.errstate(all="ignore"):
-        both = temps_ok.sum(axis=0) >= 2
+        both = np.count_nonzero(temps_ok, axis=0) >= 2
         hi_c = np.maximum.reduce(y, axis=0, where=temps_ok, initial=-np.inf)
         lo_c = np.minimum.reduce(y, axis=0, where=temps_ok, initial=np.inf)
         spread = np.where(both, hi_c - lo_c, np.nan)
-    if n:
-        any_ok = temps_ok.any(axis=0)
-        sw, _ = interval_weights(t_s, (both & any_ok)[None, :], s.max_gap_s)
-        sw = sw[0]
-    else:
-        sw = np.zeros(0)
     spread_max, spread_max_ns, spread_mean = math.nan, None, math.nan
-    if both.any():
+    if n and both.any():
+        sw, _ = interval_weights(t_s, both[None, :], s.max_gap_s)
         i = int(np.nanargmax(spread))
         spread_max, spread_max_ns = float(spread[i]), int(t_ns[i])
         if sw.sum() > 0:
-            spread_mean = float(np.nansum(spread * sw) / sw.sum())
+            spread_mean = float(np.nansum(spread * sw[0]) / sw.sum())
 
-    np.copyto(d, 0.0, where=not_valid)
     a = np.abs(d, out=ws.float("a", (k, n)))
-    w, covered_s = interval_weights(t_s, valid, s.max_gap_s, out=ws.float("w", (k, n)))
-    wsum = w.sum(axis=1)
     tmp = ws.float("tmp", (k, n))
+    w, covered_s = interval_weights(t_s, valid, s.max_gap_s, out=ws.float("w", (k, n)), tmp=tmp)
+    wsum = covered_s
+    # outside the band: rare, so handled as a sparse list of (row, column)
+    outside = np.greater(a, s.band_c, out=ws.bool("outside", (k, n)))  # invalid: a == 0
+    out_flat = np.flatnonzero(outside)
+    out_rows, out_cols = np.divmod(out_flat, n) if n else (out_flat, out_flat)
+    out_w = w.ravel()[out_flat]
     with np.errstate(all="ignore"):
         mean_abs = np.einsum("kn,kn->k", w, a) / wsum
-        wd2 = np.einsum("kn,kn->k", np.multiply(w, d, out=tmp), d)
+        wd2 = np.einsum("kn,kn,kn->k", w, d, d)
         rms = np.sqrt(wd2 / wsum)
-        # invalid samples have a == 0, never outside
-        outside = np.greater(a, s.band_c, out=ws.bool("outside", (k, n)))
-        w_out = np.multiply(w, outside, out=tmp).sum(axis=1)
+        w_out = np.bincount(out_rows, weights=out_w, minlength=k).astype(np.float64)
         share = 1.0 - w_out / wsum
         coverage = np.clip(covered_s / judged_s, 0.0, 1.0) if judged_s > 0 else np.zeros(k)
     undefined = wsum <= 0
     mean_abs[undefined] = rms[undefined] = share[undefined] = np.nan
+    rows_k = np.arange(k)
     if n:
         imax = a.argmax(axis=1)
-        max_abs = np.where(n_valid > 0, a[np.arange(k), imax], np.nan)
+        max_abs = np.where(n_valid > 0, a[rows_k, imax], np.nan)
     else:
         imax, max_abs = np.zeros(k, int), np.full(k, np.nan)
 
     # peaks and the cone equivalent (over valid temperatures, setpoint or not: heat work counts
     # during a natural cool too)
-    yp = ws.float("yp", (k, n))
-    np.copyto(yp, y)
-    np.copyto(yp, -np.inf, where=not_ok)
-    if n:
-        ipeak = yp.argmax(axis=1)
-        peak = yp[np.arange(k), ipeak]
-        has_peak = np.isfinite(peak)
-        peak = np.where(has_peak, peak, np.nan)
-    else:
-        ipeak, peak, has_peak = np.zeros(k, int), np.full(k, np.nan), np.zeros(k, bool)
+    ipeak, peak = _masked_argmax(y0, temps_ok, 0, n, ws)
+    has_peak = np.isfinite(peak)
     rate100 = _last_span_rate(t_s, y, temps_ok, ipeak, peak, s, ws)
     cones = cone_equivalent(peak, rate100)
 
     # segments
-    y0 = ws.float("y0", (k, n))
-    np.copyto(y0, y)
-    np.copyto(y0, 0.0, where=not_ok)
+    t_h = t_s / 3600.0
     valid_f = ws.float("valid_f", (k, n))
     np.copyto(valid_f, temps_ok)
-    sums = PrefixSums(t_s / 3600.0, y0, valid_f, ws.float("c", (5, k, n + 1)), tmp) if n else None
     seg_idx_at = np.full(n, -1, dtype=np.int64)
     segments: list[SegmentReport] = []
     hold_worst = []
@@ -533,26 +526,23 @@ def _judge(
         hi = max(hi, lo)
         seg_idx_at[lo:hi] = j
         achieved = np.full(k, np.nan)
-        if hi - lo >= 3 and sums is not None:
-            achieved = sums.slope(np.asarray([lo]), np.asarray([hi]))[0][:, 0]
+        if hi - lo >= 3:
+            achieved = ls_slope(segment_sums(t_h, y0, valid_f, lo, hi))
         soak = None
         if span.kind == "hold":
-            inside = np.where(~outside[:, lo:hi], w[:, lo:hi], 0.0).sum(axis=1)
+            in_seg = (out_cols >= lo) & (out_cols < hi)
+            w_out_seg = np.bincount(out_rows[in_seg], weights=out_w[in_seg], minlength=k)
+            inside = w[:, lo:hi].sum(axis=1) - w_out_seg
             soak = _nan_tuple(np.where(n_valid > 0, inside, np.nan))
-            if hi > lo:
-                seg_valid = valid[:, lo:hi]
-                if seg_valid.any():
-                    hold_worst.append(float(a[:, lo:hi][seg_valid].max()))
+            if hi > lo and valid[:, lo:hi].any():
+                hold_worst.append(float(a[:, lo:hi].max()))
         if span.kind == "ramp":
             ramp_ranges.append((j, lo, hi))
         if hi > lo:
-            sl = yp[:, lo:hi]
-            ip = sl.argmax(axis=1)
-            pk = sl[np.arange(k), ip]
-            pk_ok = np.isfinite(pk)
-            seg_peak = np.where(pk_ok, pk, np.nan)
+            ip, seg_peak = _masked_argmax(y0, temps_ok, lo, hi, ws)
             seg_peak_ns = tuple(
-                int(t_ns[lo + i]) if ok else None for i, ok in zip(ip, pk_ok, strict=True)
+                int(t_ns[i]) if np.isfinite(v) else None
+                for i, v in zip(ip.tolist(), seg_peak.tolist(), strict=True)
             )
         else:
             seg_peak, seg_peak_ns = np.full(k, np.nan), (None,) * k
@@ -575,28 +565,52 @@ def _judge(
 
     excursions = _excursions(t_ns, t_s, d, outside, seg_idx_at, names, s)
     paused_s = [((a - start_ns) / NS_PER_S, (b - start_ns) / NS_PER_S) for a, b in pauses]
-    stalls = _stalls(t_s, sums, ramp_ranges, names, s, start_ns, paused_s) if sums else []
+    stalls = (
+        _stalls(t_s, t_h, y0, valid_f, tmp, ramp_ranges, names, s, start_ns, paused_s)
+        if ramp_ranges and n >= 3
+        else []
+    )
 
     uni = max(hold_worst) if hold_worst else math.nan
     wtot = float(wsum.sum())
+    # Python scalars via tolist(): one conversion per array, not one per element
+    max_ns = t_ns[imax].tolist() if n else [0] * k
+    peak_ns = t_ns[ipeak].tolist() if n else [0] * k
+    columns = zip(
+        names,
+        n_valid.tolist(),
+        coverage.tolist(),
+        max_abs.tolist(),
+        max_ns,
+        mean_abs.tolist(),
+        rms.tolist(),
+        share.tolist(),
+        peak.tolist(),
+        peak_ns,
+        has_peak.tolist(),
+        rate100.tolist(),
+        cones.cone.tolist(),
+        cones.rate_clamped.tolist(),
+        strict=True,
+    )
     tcs = tuple(
         ThermocoupleReport(
-            name=names[i],
+            name=name,
             samples=n,
-            valid_samples=int(n_valid[i]),
-            coverage=float(coverage[i]),
-            max_abs_deviation_c=float(max_abs[i]),
-            max_abs_deviation_ns=int(t_ns[imax[i]]) if n_valid[i] > 0 else None,
-            mean_abs_deviation_c=float(mean_abs[i]),
-            rms_deviation_c=float(rms[i]),
-            share_in_band=float(share[i]),
-            peak_c=float(peak[i]),
-            peak_ns=int(t_ns[ipeak[i]]) if has_peak[i] else None,
-            last_100c_rate_c_h=float(rate100[i]),
-            cone=float(cones.cone[i]),
-            cone_rate_clamped=bool(cones.rate_clamped[i]),
+            valid_samples=nv,
+            coverage=cov,
+            max_abs_deviation_c=mx,
+            max_abs_deviation_ns=mx_ns if nv > 0 else None,
+            mean_abs_deviation_c=mean,
+            rms_deviation_c=r,
+            share_in_band=sh,
+            peak_c=pk,
+            peak_ns=pk_ns if has else None,
+            last_100c_rate_c_h=rate,
+            cone=cone,
+            cone_rate_clamped=clamped,
         )
-        for i in range(k)
+        for (name, nv, cov, mx, mx_ns, mean, r, sh, pk, pk_ns, has, rate, cone, clamped) in columns
     )
     with np.errstate(all="ignore"):
         kiln_mean = float(np.einsum("kn,kn->", w, a) / wtot) if wtot > 0 else math.nan
@@ -642,6 +656,32 @@ def _span_end_ns(
     span: SegmentSpan, starts_ns: Sequence[int], j: int, spans: Sequence[SegmentSpan], end_ns: int
 ) -> int:
     return int(starts_ns[j + 1]) if j + 1 < len(spans) else int(end_ns)
+
+
+def _masked_argmax(
+    y0: np.ndarray, ok: np.ndarray, lo: int, hi: int, ws: Workspace
+) -> tuple[np.ndarray, np.ndarray]:
+    """Index (absolute) and value of each row's largest valid sample in ``[lo, hi)``; NaN value
+    where the row has none. ``y0`` holds 0 at invalid samples, so a plain argmax is right
+    whenever it lands on a valid sample (any kiln above 0 °C); rows where it does not fall back
+    to a masked pass."""
+    k = y0.shape[0]
+    rows = np.arange(k)
+    if hi <= lo:
+        return np.zeros(k, dtype=np.int64), np.full(k, np.nan)
+    idx = y0[:, lo:hi].argmax(axis=1)
+    good = ok[rows, lo + idx]
+    value = y0[rows, lo + idx]
+    if not good.all():
+        for r in np.nonzero(~good)[0]:  # rows with no valid sample, or all below 0 °C
+            m = ok[r, lo:hi]
+            if m.any():
+                vals = np.where(m, y0[r, lo:hi], -np.inf)
+                idx[r] = int(vals.argmax())
+                value[r] = vals[idx[r]]
+            else:
+                value[r] = np.nan
+    return lo + idx, value
 
 
 def _last_span_rate(
@@ -718,47 +758,66 @@ def _excursions(
 
 def _stalls(
     t_s: np.ndarray,
-    sums: PrefixSums,
+    t_h: np.ndarray,
+    y0: np.ndarray,
+    valid_f: np.ndarray,
+    tmp: np.ndarray,
     ramp_ranges: list[tuple[int, int, int]],
     names: tuple[str, ...],
     s: ConformanceSettings,
     start_ns: int,
     paused_s: Sequence[tuple[float, float]],
 ) -> list[Stall]:
-    """Evaluate the trailing-window heating rate every ``stall_step_s`` inside ramp segments
-    (the window must lie inside the segment: the first minutes of a ramp after a hold are the
-    controller catching up, not a stall; and must not overlap a declared pause, where a flat
-    curve is what the controller asked for) and report runs below the stall rate."""
-    out: list[Stall] = []
+    """Least-squares heating rate over trailing windows of ``stall_window_s`` inside ramp
+    segments, evaluated every block of about ``stall_step_s``; runs below the stall rate.
+
+    Samples are summed per block of ``b`` samples once (one pass); each window is then whole
+    blocks, so it spans the stall window to within one block. A window must lie inside the ramp
+    (the first minutes after a hold are the controller catching up, not a stall), must not
+    overlap a declared pause (a flat curve is what the controller asked for) and must really
+    span at least half the window (no long gap).
+    """
+    n = t_s.size
     win = s.stall_window_s
+    step = float(np.median(np.diff(t_s))) if n > 1 else s.stall_step_s
+    b = int(min(max(1, round(s.stall_step_s / step)) if step > 0 else 1, max(n // 3, 1)))
+    sums = block_sums(t_h, y0, valid_f, b)
+    g = sums.shape[2]
+    if g == 0:
+        return []
+    prefix = np.zeros((5, sums.shape[1], g + 1))
+    np.cumsum(sums, axis=2, out=prefix[:, :, 1:])
+    first_t = t_s[0 : g * b : b]  # time of each block's first sample
+    last_t = t_s[b - 1 : g * b : b]  # ... and last sample
+    out: list[Stall] = []
     for j, lo, hi in ramp_ranges:
-        if hi - lo < 3:
+        g0 = -(-lo // b)  # first block starting inside the ramp
+        g1 = hi // b  # blocks [g0, g1) end inside the ramp
+        if g1 - g0 < 2 or t_s[hi - 1] - t_s[lo] < win:
             continue
-        t0, t1 = t_s[lo], t_s[hi - 1]
-        if t1 - t0 < win:
-            continue
-        grid = np.arange(t0 + win, t1 + 1e-9, s.stall_step_s)
-        g_hi = np.searchsorted(t_s, grid, "right")
-        g_lo = np.searchsorted(t_s, grid - win, "left")
-        g_lo = np.maximum(g_lo, lo)
-        slope, _count = sums.slope(g_lo, g_hi)
-        # The window must really span the window (no long gap at either end).
-        span_ok = (t_s[np.maximum(g_hi - 1, 0)] - t_s[g_lo]) >= 0.5 * win
+        ends = np.arange(g0, g1)
+        starts = np.searchsorted(first_t, last_t[ends] - win, side="left")
+        ok = (starts >= g0) & (last_t[ends] - win >= t_s[lo] - 1e-9)
+        ok &= (last_t[ends] - first_t[np.minimum(starts, g - 1)]) >= 0.5 * win
         for p0, p1 in paused_s:
-            span_ok &= (grid <= p0) | (grid - win >= p1)
-        slow = (slope < s.stall_rate_c_h) & span_ok[None, :]
-        r = runs(slow, grid, 1.5 * s.stall_step_s)
+            ok &= (last_t[ends] <= p0) | (first_t[np.minimum(starts, g - 1)] >= p1)
+        if not ok.any():
+            continue
+        ends, starts = ends[ok], starts[ok]
+        rate = ls_slope(prefix[:, :, ends + 1] - prefix[:, :, starts])
+        slow = rate < s.stall_rate_c_h
+        r = runs(slow, last_t[ends], 1.5 * b * step)
         for i in range(r.row.size):
             row, a0, a1 = int(r.row[i]), int(r.first[i]), int(r.last[i])
-            begin = start_ns + round((grid[a0] - win) * NS_PER_S)
-            end = start_ns + round(grid[a1] * NS_PER_S)
+            begin = start_ns + round(first_t[starts[a0]] * NS_PER_S)
+            end = start_ns + round(last_t[ends[a1]] * NS_PER_S)
             out.append(
                 Stall(
                     thermocouple=names[row],
                     start_ns=begin,
                     end_ns=end,
                     duration_s=(end - begin) / NS_PER_S,
-                    min_rate_c_h=float(np.nanmin(slope[row, a0 : a1 + 1])),
+                    min_rate_c_h=float(np.nanmin(rate[row, a0 : a1 + 1])),
                     segment=j,
                 )
             )
