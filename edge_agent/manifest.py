@@ -25,6 +25,7 @@ _UNIT_SUFFIXES = (
     ("_kwh", "kWh"),
     ("_ppm", "ppm"),
     ("_mpa", "MPa"),
+    ("_min", "min"),
     ("_s", "s"),
 )
 
@@ -191,13 +192,21 @@ def _mqtt_tables(mqtt: Mapping[str, Any], presses: list[Mapping[str, Any]]) -> l
                 "type": "sparkplug",
                 "name": f"sparkplug-{edge_node}",
                 "url": broker,
-                "group": group,
-                "edge_node": edge_node,
+                "groups": [group],
             },
         )
         for d in devices:
             lines += ["", "  [[source.device]]"]
-            _kv(lines, "  ", {"device": d["device"], "asset": d["asset"]})
+            _kv(
+                lines,
+                "  ",
+                {
+                    "group": group,
+                    "edge_node": edge_node,
+                    "device": d["device"],
+                    "asset": d["asset"],
+                },
+            )
     return lines
 
 
