@@ -58,25 +58,35 @@ def _unit_problem(unit: object) -> str | None:
     return f"unit: {problem}" if problem else None
 
 
-def _by_distinct(column: np.ndarray, check, reasons: list[str | None]) -> None:
+def _by_distinct(column: np.ndarray, check, reasons: dict[int, str]) -> None:
     """Run ``check`` once per distinct value of ``column``; record the first reason per row."""
-    if len(column) and isinstance(column[0], str) and bool((column == column[0]).all()):
+    n = len(column)
+    if n and isinstance(column[0], str) and bool((column == column[0]).all()):
         # The common case (one asset or one unit per batch): one check for the whole column.
         problem = check(column[0])
         if problem:
-            for i in range(len(reasons)):
-                reasons[i] = reasons[i] or problem
+            for i in range(n):
+                reasons.setdefault(i, problem)
         return
+    # Check only the first value of each run of equal values (readings come grouped).
+    try:
+        same = np.asarray(column[1:] == column[:-1], dtype=bool)
+        starts = np.flatnonzero(np.concatenate(([True], ~same)))
+    except Exception:
+        starts = np.arange(n)
+    ends = np.append(starts[1:], n)
     verdict: dict[object, str | None] = {}
-    for i, value in enumerate(column):
+    for start, end in zip(starts.tolist(), ends.tolist(), strict=True):
+        value = column[start]
         try:
             problem = verdict[value]
         except KeyError:
             problem = verdict[value] = check(value)
         except TypeError:  # unhashable junk in a string column
             problem = f"expected a string, got {type(value).__name__}"
-        if problem and reasons[i] is None:
-            reasons[i] = problem
+        if problem:
+            for i in range(start, end):
+                reasons.setdefault(i, problem)
 
 
 def check_batch(batch: ReadingBatch) -> tuple[ReadingBatch, list[Rejected]]:
@@ -87,34 +97,26 @@ def check_batch(batch: ReadingBatch) -> tuple[ReadingBatch, list[Rejected]]:
     n = len(batch)
     if n == 0:
         return batch, []
-    reasons: list[str | None] = [None] * n
-    bad = np.zeros(n, dtype=bool)
-
+    reasons: dict[int, str] = {}  # row -> the first reason found
     kind = batch.kind
-    bad_kind = kind > KIND_STR
-    floats = kind == KIND_FLOAT
-    not_finite = floats & ~np.isfinite(batch.number)
-    for i in np.flatnonzero(bad_kind):
+    for i in np.flatnonzero(kind > KIND_STR).tolist():
         reasons[i] = f"value kind {int(kind[i])} is not float, int, bool or str"
-    for i in np.flatnonzero(not_finite):
-        reasons[i] = f"value {float(batch.number[i])!r} is not a finite number"
-    bad_quality = batch.quality > 2
-    for i in np.flatnonzero(bad_quality):
-        reasons[i] = reasons[i] or f"quality {int(batch.quality[i])} is not good, uncertain or bad"
-    bad |= bad_kind | not_finite | bad_quality
-
+    for i in np.flatnonzero((kind == KIND_FLOAT) & ~np.isfinite(batch.number)).tolist():
+        reasons.setdefault(i, f"value {float(batch.number[i])!r} is not a finite number")
+    for i in np.flatnonzero(batch.quality > 2).tolist():
+        reasons.setdefault(i, f"quality {int(batch.quality[i])} is not good, uncertain or bad")
     _by_distinct(batch.asset, _asset_problem, reasons)
     _by_distinct(batch.field, _field_problem, reasons)
     _by_distinct(batch.unit, _unit_problem, reasons)
-    for i in np.flatnonzero(kind == KIND_STR):
+    for i in np.flatnonzero(kind == KIND_STR).tolist():
         problem = _utf8_problem(batch.text[i])
-        if problem and reasons[i] is None:
-            reasons[i] = f"value: {problem}"
-
-    bad |= np.fromiter((r is not None for r in reasons), dtype=bool, count=n)
-    if not bad.any():
+        if problem:
+            reasons.setdefault(i, f"value: {problem}")
+    if not reasons:
         return batch, []
-    rejected = [Rejected(_reading_at(batch, int(i)), str(reasons[i])) for i in np.flatnonzero(bad)]
+    bad = np.zeros(n, dtype=bool)
+    bad[list(reasons)] = True
+    rejected = [Rejected(_reading_at(batch, i), reasons[i]) for i in np.flatnonzero(bad).tolist()]
     return batch.take(~bad), rejected
 
 

@@ -45,9 +45,15 @@ def _encode_strings(column: np.ndarray, out: list[bytes]) -> None:
         distinct = [column[0]] if n else []
         codes = None
     else:
+        # Readings arrive grouped by series, so look up only the first value of each run of
+        # equal values (one C-speed comparison per row instead of a dict lookup per row).
+        starts = np.flatnonzero(np.concatenate(([True], column[1:] != column[:-1])))
         index: dict[str, int] = {}
         setdefault = index.setdefault
-        codes = np.fromiter((setdefault(s, len(index)) for s in column), dtype=_U32, count=n)
+        heads = np.fromiter(
+            (setdefault(s, len(index)) for s in column[starts]), dtype=_U32, count=len(starts)
+        )
+        codes = np.repeat(heads, np.diff(np.append(starts, n)))
         distinct = list(index)
     encoded = [s.encode("utf-8") for s in distinct]
     out.append(struct.pack("<BI", 0 if codes is None else 1, len(encoded)))
