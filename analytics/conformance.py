@@ -32,8 +32,10 @@ What is measured and how (decisions in docs/analytics-firing.md):
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -277,6 +279,7 @@ def judge_firings(
     pauses: Sequence[Sequence[tuple[int, int]]] | None = None,
     thermocouples: Sequence[str] | None = None,
     settings: ConformanceSettings | None = None,
+    workers: int = 1,
 ) -> list[FiringReport]:
     """Judge many firings held in padded batch arrays.
 
@@ -287,6 +290,8 @@ def judge_firings(
     Firings are judged one after another, each fully vectorised over its thermocouples and
     samples: a firing's working set stays in cache, which beats one giant (F, K, N) pass that
     streams every temporary through memory (bench/firing_conformance.py measures this).
+    ``workers`` > 1 judges contiguous chunks of firings in that many threads (NumPy releases
+    the GIL inside its loops), each with its own :class:`Workspace`; results keep input order.
     """
     t = np.asarray(time_ns)
     y = np.asarray(temps_c)
@@ -302,24 +307,36 @@ def judge_firings(
         raise ValueError("programmes, start_ns and n_samples need one entry per firing")
     if quality is not None and np.shape(quality) != y.shape:
         raise ValueError(f"quality shape {np.shape(quality)} differs from temps_c {y.shape}")
-    out = []
-    ws = Workspace()
-    for i in range(f_count):
-        n = int(lengths[i])
-        out.append(
-            judge_firing(
-                progs[i],
-                t[i, :n],
-                y[i, :, :n],
-                None if quality is None else quality[i, :, :n],
-                start_ns=int(starts[i]),
-                pauses=() if pauses is None else pauses[i],
-                thermocouples=thermocouples,
-                settings=settings,
-                workspace=ws,
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+
+    def chunk(indices: range) -> list[FiringReport]:
+        ws = Workspace()
+        out = []
+        for i in indices:
+            n = int(lengths[i])
+            out.append(
+                judge_firing(
+                    progs[i],
+                    t[i, :n],
+                    y[i, :, :n],
+                    None if quality is None else quality[i, :, :n],
+                    start_ns=int(starts[i]),
+                    pauses=() if pauses is None else pauses[i],
+                    thermocouples=thermocouples,
+                    settings=settings,
+                    workspace=ws,
+                )
             )
-        )
-    return out
+        return out
+
+    if workers == 1 or f_count < 2:
+        return chunk(range(f_count))
+    bounds = np.linspace(0, f_count, min(workers, f_count) + 1).astype(int)
+    parts = [range(a, b) for a, b in itertools.pairwise(bounds)]
+    with ThreadPoolExecutor(max_workers=len(parts), thread_name_prefix="judge") as pool:
+        results = list(pool.map(chunk, parts))
+    return [r for part in results for r in part]
 
 
 def judge_curve(

@@ -272,3 +272,17 @@ def test_deviation_series_marks_unjudged_samples() -> None:
     sp, d = deviation_series(p, t, np.array([[20.0, 25.0, 90.0, 30.0]]), start_ns=T0)
     assert np.isnan(sp[0]) and np.isnan(sp[3])
     np.testing.assert_allclose(d[0, 1:3], [5.0, 10.0])
+
+
+def test_threaded_batch_keeps_order_and_results() -> None:
+    p = ramp_hold()
+    t = minute_grid(11)
+    sp = p.setpoint_c(programme_time_s(t, T0))
+    temps = sp[None, None, :] + np.random.default_rng(9).normal(0, 6, (5, 3, t.size))
+    times = np.repeat(t[None, :], 5, axis=0)
+    one = judge_firings(p, times, temps, start_ns=[T0] * 5)
+    many = judge_firings(p, times, temps, start_ns=[T0] * 5, workers=3)
+    assert [r.to_dict() for r in many] == [r.to_dict() for r in one]
+    assert len({r.score for r in one}) == 5  # five different firings, not one repeated
+    with pytest.raises(ValueError, match="workers"):
+        judge_firings(p, times, temps, start_ns=[T0] * 5, workers=0)
