@@ -1,0 +1,246 @@
+"""Benchmark: press cycles over MQTT (JSON) through the agent's source into the durable spool.
+
+Each run starts its own Mosquitto (tests.servers, a temp dir, a free loopback port) and, for
+every consumer, queues the same ``--messages`` press-cycle messages (QoS 1, 6 readings each)
+in a persistent session *before* the consumer connects, so every consumer drains an identical
+backlog and the publisher's speed does not enter the figure. Consumers, in the same run:
+
+* ``raw_paho``: the baseline - a bare paho-mqtt subscriber (v2 API, QoS 1, automatic PUBACK)
+  that only counts messages;
+* ``agent_spool``: ``MqttJsonSource`` (JSON mapping, manual acks after durability) into the
+  agent's real Output (``edge_agent.runtime.AgentOutput``: guard + ``ingest.spool.Spool``, SQLite
+  WAL with synchronous=FULL, one fsync per group of messages);
+* ``agent_null``: the same source into an Output that drops readings (the source's own cost).
+
+Reported: messages/s and readings/s per consumer and ``ratio_spool_vs_raw`` (the issue's target
+is >= 0.5). ``--quick`` uses a small backlog. Prints one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import paho.mqtt.client as mqtt  # noqa: E402
+from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
+from paho.mqtt.packettypes import PacketTypes  # noqa: E402
+from paho.mqtt.properties import Properties  # noqa: E402
+from prometheus_client import CollectorRegistry  # noqa: E402
+
+from core.config import parse_toml  # noqa: E402
+from edge_agent.guard import Guard  # noqa: E402
+from edge_agent.health import AgentMetrics  # noqa: E402
+from edge_agent.runtime import AgentOutput  # noqa: E402
+from edge_agent.sources.mqtt_json import MqttJsonSource, parse_mqtt_json_source  # noqa: E402
+from ingest.spool import Spool  # noqa: E402
+from tests.servers import Mosquitto, wait_until  # noqa: E402
+
+TOPIC = "shangbu/xinghai/plant-1/forming-shop/press-1/cycle"
+
+
+CONFIG = """
+[[source]]
+type = "mqtt_json"
+name = "bench"
+url = "{url}"
+client_id = "{client_id}"
+protocol = "5"
+  [[source.topic]]
+  pattern = "shangbu/{{enterprise}}/{{site}}/{{line}}/{{asset}}/cycle"
+  time_path = "ts"
+  time_unit = "ms"
+    [[source.topic.field]]
+    path = "cycle_time_s"
+    unit = "s"
+    type = "float"
+    [[source.topic.field]]
+    path = "pressure_mpa"
+    unit = "MPa"
+    type = "float"
+    [[source.topic.field]]
+    path = "result"
+    field = "cycle_result"
+    type = "str"
+    [[source.topic.field]]
+    path = "reject_reason"
+    type = "str"
+    [[source.topic.field]]
+    path = "count_total"
+    type = "int"
+    [[source.topic.field]]
+    path = "count_good"
+    type = "int"
+"""
+
+
+def payload(n: int, t0_ms: int) -> bytes:
+    return json.dumps(
+        {
+            "ts": t0_ms + n * 1000,
+            "cycle": n,
+            "cycle_time_s": 88.0 + (n % 17) / 10,
+            "pressure_mpa": 150.0 + (n % 11) / 10,
+            "result": "good",
+            "reject_reason": "none",
+            "count_total": n,
+            "count_good": n,
+        }
+    ).encode()
+
+
+def queue_backlog(broker: Mosquitto, client_id: str, messages: list[bytes]) -> None:
+    """Create the persistent session ``client_id`` with its subscription, leave, and publish
+    the backlog so the broker holds it for that session."""
+    sub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+    props = Properties(PacketTypes.CONNECT)
+    props.SessionExpiryInterval = 3600
+    done = threading.Event()
+    sub.on_subscribe = lambda *a: done.set()
+    sub.on_connect = lambda c, *a: c.subscribe("shangbu/+/+/+/+/cycle", qos=1)
+    sub.connect("127.0.0.1", broker.port, clean_start=True, properties=props)
+    sub.loop_start()
+    assert done.wait(10), "subscription"
+    sub.disconnect()
+    sub.loop_stop()
+    pub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-pub-{uuid.uuid4().hex[:6]}")
+    pub.max_inflight_messages_set(1000)
+    pub.connect("127.0.0.1", broker.port)
+    pub.loop_start()
+    infos = [pub.publish(TOPIC, m, qos=1) for m in messages]
+    for info in infos:
+        info.wait_for_publish(60)
+    pub.disconnect()
+    pub.loop_stop()
+
+
+def run_raw(broker: Mosquitto, client_id: str, n: int) -> float:
+    count = 0
+    finished = threading.Event()
+
+    def on_message(_c, _u, _m) -> None:
+        nonlocal count
+        count += 1
+        if count >= n:
+            finished.set()
+
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+    client.on_message = on_message
+    props = Properties(PacketTypes.CONNECT)
+    props.SessionExpiryInterval = 3600
+    start = time.perf_counter()
+    client.connect("127.0.0.1", broker.port, clean_start=False, properties=props)
+    client.loop_start()
+    assert finished.wait(600), f"raw subscriber got {count}/{n}"
+    elapsed = time.perf_counter() - start
+    client.disconnect()
+    client.loop_stop()
+    return elapsed
+
+
+class NullOutput:
+    def accept(self, source, readings) -> None:
+        pass
+
+    def reject(self, source, reason, detail, raw=None) -> None:
+        raise AssertionError(f"bench payload rejected: {reason} {detail}")
+
+    def seen(self, source, asset, time_ns) -> None:
+        pass
+
+
+def run_agent(broker: Mosquitto, client_id: str, n: int, output) -> tuple[float, int]:
+    table = next(parse_toml(CONFIG.format(url=broker.url, client_id=client_id)).tables("source"))
+    source = MqttJsonSource(parse_mqtt_json_source(table))
+    loop = asyncio.new_event_loop()
+    task = loop.create_task(source.run(output))
+    thread = threading.Thread(target=lambda: loop.run_until_complete(asyncio.wait([task])))
+    start = time.perf_counter()
+    thread.start()
+    wait_until(lambda: source.session.counters["acked"] >= n, 600, "agent to ack the backlog")
+    elapsed = time.perf_counter() - start
+    loop.call_soon_threadsafe(task.cancel)
+    thread.join(30)
+    return elapsed, source.session.counters["readings"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a small backlog (CI smoke run)")
+    parser.add_argument("--messages", type=int, default=None, help="backlog size per consumer")
+    args = parser.parse_args(argv)
+    n = args.messages or (2_000 if args.quick else 50_000)
+    t0_ms = time.time_ns() // 1_000_000 - n * 1000  # recent: the guard refuses old times
+    messages = [payload(i, t0_ms) for i in range(1, n + 1)]
+    work = Path(tempfile.mkdtemp(prefix="kilnworks-bench-mqtt-"))
+    broker = Mosquitto(work / "mosquitto")
+    (work / "mosquitto").mkdir(parents=True, exist_ok=True)
+    broker.start()
+    results: dict[str, dict[str, float]] = {}
+    try:
+        # raw baseline
+        cid = f"bench-raw-{uuid.uuid4().hex[:6]}"
+        queue_backlog(broker, cid, messages)
+        raw_s = run_raw(broker, cid, n)
+        results["raw_paho"] = {"seconds": raw_s, "messages_per_s": n / raw_s}
+
+        # agent into the real spool through the agent's Output
+        cid = f"bench-spool-{uuid.uuid4().hex[:6]}"
+        queue_backlog(broker, cid, messages)
+        spool = Spool(work / "spool" / "spool.db")
+        output = AgentOutput(spool, Guard(), AgentMetrics(CollectorRegistry()))
+        spool_s, readings = run_agent(broker, cid, n, output)
+        depth = spool.depth()
+        spool.close()
+        results["agent_spool"] = {
+            "seconds": spool_s,
+            "messages_per_s": n / spool_s,
+            "readings_per_s": readings / spool_s,
+            "readings": readings,
+            "spool_depth": depth,
+        }
+
+        # agent, source cost only
+        cid = f"bench-null-{uuid.uuid4().hex[:6]}"
+        queue_backlog(broker, cid, messages)
+        null_s, readings_null = run_agent(broker, cid, n, NullOutput())
+        results["agent_null"] = {
+            "seconds": null_s,
+            "messages_per_s": n / null_s,
+            "readings_per_s": readings_null / null_s,
+        }
+    finally:
+        broker.close()
+    per_msg = results["agent_spool"]["readings"] / n
+    results["raw_paho"]["readings_per_s"] = results["raw_paho"]["messages_per_s"] * per_msg
+    print(
+        json.dumps(
+            {
+                "benchmark": "agent_mqtt",
+                "messages": n,
+                "readings_per_message": per_msg,
+                "results": results,
+                "ratio_spool_vs_raw": results["agent_spool"]["messages_per_s"]
+                / results["raw_paho"]["messages_per_s"],
+                "ratio_null_vs_raw": results["agent_null"]["messages_per_s"]
+                / results["raw_paho"]["messages_per_s"],
+                "target_ratio_spool_vs_raw": 0.5,
+                "spool_lost_nothing": results["agent_spool"]["spool_depth"] == n * per_msg,
+            },
+            indent=2,
+        )
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,112 @@
+"""End to end with the simulated presses: what the simulators published is what the MQTT
+sources delivered, value for value, checked against the simulator's ground-truth files."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import uuid
+from pathlib import Path
+
+import pytest
+
+from edge_agent.sources.mqtt_json import MqttJsonSource, parse_mqtt_json_source
+from edge_agent.sources.sparkplug import SparkplugSource, parse_sparkplug_source
+from simulators.fleet import Fleet
+from simulators.scenario import load_scenario
+from tests.edge_agent.mqtt_support import RecordingOutput, doc_source_table
+from tests.servers import Mosquitto
+
+pytestmark = pytest.mark.integration
+
+JSON_PRESS = "xinghai/plant-1/forming-shop/press-1"
+SPB_PRESS = "xinghai/plant-1/forming-shop/press-2"
+
+
+def truth(path: Path | None, kind: str) -> list[dict]:
+    assert path is not None and path.exists(), f"no ground truth at {path}"
+    lines = [json.loads(line) for line in path.read_text().splitlines() if line]
+    return [x for x in lines if x["kind"] == kind and x.get("delivered", True)]
+
+
+async def until(predicate, timeout_s: float, what: str) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while not predicate():
+        if loop.time() > deadline:
+            raise TimeoutError(f"timed out after {timeout_s} s waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+async def test_simulated_presses_arrive_value_for_value(mosquitto: Mosquitto, tmp_path) -> None:
+    tag = uuid.uuid4().hex[:6]
+    json_source = MqttJsonSource(
+        parse_mqtt_json_source(
+            doc_source_table(
+                "mqtt_json",
+                {"mqtt://127.0.0.1:1883": mosquitto.url,
+                 "kilnworks-xinghai-presses-json": f"kw-e2e-json-{tag}"},
+            )
+        )
+    )  # fmt: skip
+    spb_source = SparkplugSource(
+        parse_sparkplug_source(
+            doc_source_table(
+                "sparkplug",
+                {"mqtt://127.0.0.1:1883": mosquitto.url,
+                 "kilnworks-xinghai-sparkplug": f"kw-e2e-spb-{tag}"},
+            )
+        )
+    )  # fmt: skip
+    out = RecordingOutput()
+    tasks = [asyncio.create_task(s.run(out)) for s in (json_source, spb_source)]
+    try:
+        await until(
+            lambda: all(s.session.subscribed.is_set() for s in (json_source, spb_source)),
+            10, "both sources subscribed",
+        )  # fmt: skip
+        # The presses of the mini scenario only: the kilns (OPC UA) are another source's test.
+        presses_only = dataclasses.replace(load_scenario("mini"), kilns=())
+        fleet = Fleet(
+            presses_only, speed=3600, opcua_base_port=0, security=("none",), mqtt_url=mosquitto.url,
+            truth_dir=tmp_path / "truth", seed=11, scheduled_faults=False,
+        )  # fmt: skip
+        async with fleet:
+            await fleet.wait_connected(10)
+            # 1 wall second = 1 simulated hour: ~40 press-1 cycles, ~120 press-2 cycles
+            await until(lambda: len(out.values("count_total", SPB_PRESS)) >= 60, 30, "press-2")
+            await fleet.inject(JSON_PRESS, "garbage", kinds=["malformed"])
+            await until(lambda: len(out.values("count_total", JSON_PRESS)) >= 20, 30, "press-1")
+            json_truth_path = fleet.truth_path(JSON_PRESS)
+            spb_truth_path = fleet.truth_path(SPB_PRESS)
+        # the fleet stopped: its edge node sent NDEATH; wait for the last messages to land
+        json_cycles = truth(json_truth_path, "cycle")
+        spb_cycles = truth(spb_truth_path, "cycle")
+        await until(
+            lambda: all(
+                set(out.values("count_total", a)) >= {c["count_total"] for c in cs}
+                for a, cs in ((JSON_PRESS, json_cycles), (SPB_PRESS, spb_cycles))
+            )
+            and False in out.values("sparkplug_online", SPB_PRESS),
+            20, "every published cycle and the NDEATH",
+        )  # fmt: skip
+    finally:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    for asset, cycles in ((JSON_PRESS, json_cycles), (SPB_PRESS, spb_cycles)):
+        got = {
+            (r.source_time_ns, r.field): r.value
+            for r in out.readings
+            if r.asset == asset and r.field in ("count_total", "cycle_time_s", "cycle_result")
+        }
+        assert cycles, f"the simulator published no cycles for {asset}"
+        for c in cycles:
+            t_ns = c["t_ns"] // 1_000_000 * 1_000_000  # the wire carries milliseconds
+            assert got[(t_ns, "count_total")] == c["count_total"], (asset, c)
+            assert got[(t_ns, "cycle_time_s")] == pytest.approx(c["cycle_time_s"], abs=1e-9)
+            assert got[(t_ns, "cycle_result")] == c["result"]
+    assert out.reasons()["malformed_json"] >= 1
+    assert set(out.reasons()) <= {"malformed_json"}, out.rejects[:5]
