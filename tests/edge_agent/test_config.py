@@ -148,7 +148,7 @@ def test_config_from_manifest_round_trips_every_node():
                     {
                         "asset": "xinghai/plant-1/firing-shop/kiln-1",
                         "nodes": {
-                            "zone1_tc1_temperature_c": "ns=2;s=xinghai.kiln-1.zone1.tc1.temperature",
+                            "zone1_tc1_temperature_c": "ns=2;s=xinghai.kiln-1.zone1.tc1.temperature",  # noqa: E501
                             "gas_flow_m3_h": "ns=2;s=xinghai.kiln-1.gas_flow",
                             "state": 'ns=2;s=xinghai."odd" name\\',
                         },
