@@ -87,6 +87,33 @@ def authenticate(store: MetadataStore, token: str) -> Principal | None:
     return Principal(row.id, row.name, Role(row.role), row.enterprise)
 
 
+class TokenCache:
+    """Recently authenticated tokens, so a dashboard polling every few seconds does not cost a
+    metadata query per request. Keyed by the token's SHA-256 (never the token itself); entries
+    live ``ttl_s`` seconds, and revoking through the API clears the cache at once (a token
+    revoked directly in the database stops working within ``ttl_s``)."""
+
+    def __init__(self, ttl_s: float = 10.0, max_entries: int = 10_000) -> None:
+        self.ttl_ns = int(ttl_s * 1e9)
+        self.max_entries = max_entries
+        self._entries: dict[str, tuple[Principal, int]] = {}
+
+    def authenticate(self, store: MetadataStore, token: str, now_ns: int) -> Principal | None:
+        key = _sha256(token)
+        hit = self._entries.get(key)
+        if hit is not None and hit[1] > now_ns:
+            return hit[0]
+        principal = authenticate(store, token)
+        if principal is not None:
+            if len(self._entries) >= self.max_entries:
+                self._entries.clear()  # crude but bounded; a miss only costs one query
+            self._entries[key] = (principal, now_ns + self.ttl_ns)
+        return principal
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
 def visible_enterprises(principal: Principal, plant: PlantModel) -> list[str]:
     """Enterprises whose data (raw or aggregate, per role) the principal may see."""
     if principal.role is Role.ADMIN:

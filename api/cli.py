@@ -26,8 +26,9 @@ from core.reading import now_ns
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--db", help="metadata database URL (SQLAlchemy), default %(default)s",
-                   default=None)  # fmt: skip
+    p.add_argument(
+        "--db", help="metadata database URL (SQLAlchemy), default %(default)s", default=None
+    )
     p.add_argument("--plant", help="plant model TOML (default: the built-in Shangbu model)")
 
 
@@ -63,16 +64,20 @@ def create_token(argv: Sequence[str]) -> int:
             plant.enterprise(args.enterprise or "")
         except KeyError:
             ids = ", ".join(e.id for e in plant.enterprises)
-            print(f"kilnworks serve create-token: --enterprise must be one of: {ids}",
-                  file=sys.stderr)  # fmt: skip
+            print(
+                f"kilnworks serve create-token: --enterprise must be one of: {ids}", file=sys.stderr
+            )
             return 2
     _ensure_sqlite_dir(settings.db_url)
     meta = MetadataStore.open(settings.db_url)
     try:
         token, _ = issue_token(
-            meta, name=args.name or f"{role} token", role=role, enterprise=args.enterprise,
+            meta,
+            name=args.name or f"{role} token",
+            role=role,
+            enterprise=args.enterprise,
             now_ns=now_ns(),
-        )  # fmt: skip
+        )
     except ValueError as exc:
         print(f"kilnworks serve create-token: {exc}", file=sys.stderr)
         return 2
@@ -116,6 +121,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     import uvicorn
 
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level=args.log_level,
-                loop="auto", http="auto")  # fmt: skip
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=args.log_level,
+        loop="auto",
+        http="auto",
+    )
     return 0

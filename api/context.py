@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from api.auth import TokenCache
 from api.metadata.store import MetadataStore
 from api.settings import Settings
 from core.plant import PlantModel
@@ -24,3 +25,4 @@ class AppContext:
     clock: Clock
     # Closed on shutdown only when the app opened them itself (not when injected by a caller).
     owned: list = field(default_factory=list)
+    tokens: TokenCache = field(default_factory=TokenCache)

@@ -176,8 +176,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         shutil.rmtree(root)
     root.mkdir(parents=True, exist_ok=True)
     children: list[Child] = []
+    # SIGTERM stops the demo like Ctrl-C does, so the child processes are always stopped.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         return _run(args, root, children)
+    except KeyboardInterrupt:
+        return 0
     except (RuntimeError, TimeoutError) as exc:
         print(f"kilnworks demo: {exc}", file=sys.stderr)
         return 1

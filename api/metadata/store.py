@@ -8,6 +8,7 @@ Database errors propagate as ``sqlalchemy.exc.SQLAlchemyError`` (the API answers
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -159,10 +160,10 @@ class MetadataStore:
                         del values[name]
                 c.execute(update(t.firings).where(key).values(**values))
             else:
-                try:
+                # A concurrent scan may have inserted it first: the same facts, nothing to do.
+                # The savepoint keeps PostgreSQL's transaction usable after the conflict.
+                with contextlib.suppress(IntegrityError), c.begin_nested():
                     c.execute(insert(t.firings).values(**values))
-                except IntegrityError:  # a concurrent scan inserted it first: same facts
-                    pass
 
     def firings(
         self,

@@ -18,10 +18,20 @@ router = APIRouter(tags=["alarms"])
 
 def _public(a: AlarmRow) -> AlarmPublic:
     return AlarmPublic(
-        id=a.id, enterprise=a.enterprise, asset=a.asset, kind=a.kind, subject=a.subject,
-        severity=a.severity, message=a.message, start_ns=a.start_ns, last_ns=a.last_ns,
-        end_ns=a.end_ns, acked_ns=a.acked_ns, acked_by=a.acked_by, active=a.end_ns is None,
-    )  # fmt: skip
+        id=a.id,
+        enterprise=a.enterprise,
+        asset=a.asset,
+        kind=a.kind,
+        subject=a.subject,
+        severity=a.severity,
+        message=a.message,
+        start_ns=a.start_ns,
+        last_ns=a.last_ns,
+        end_ns=a.end_ns,
+        acked_ns=a.acked_ns,
+        acked_by=a.acked_by,
+        active=a.end_ns is None,
+    )
 
 
 @router.get("/alarms", summary="Alarms of the caller's enterprise (admin: all), newest first")

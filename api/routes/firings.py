@@ -31,17 +31,26 @@ def _grading(g: GradingRow | None) -> GradingPublic | None:
     if g is None:
         return None
     return GradingPublic(
-        good_count=g.good_count, reject_count=g.reject_count, reject_reasons=g.reject_reasons,
-        fired_mass_kg=g.fired_mass_kg, graded_ns=g.graded_ns, graded_by=g.graded_by,
-    )  # fmt: skip
+        good_count=g.good_count,
+        reject_count=g.reject_count,
+        reject_reasons=g.reject_reasons,
+        fired_mass_kg=g.fired_mass_kg,
+        graded_ns=g.graded_ns,
+        graded_by=g.graded_by,
+    )
 
 
 def _public(f: FiringRow, g: GradingRow | None) -> FiringPublic:
     return FiringPublic(
-        asset=f.asset, firing_id=f.firing_id, programme=f.programme, start_ns=f.start_ns,
-        end_ns=f.end_ns, state=f.state, conformance_score=f.conformance_score,
+        asset=f.asset,
+        firing_id=f.firing_id,
+        programme=f.programme,
+        start_ns=f.start_ns,
+        end_ns=f.end_ns,
+        state=f.state,
+        conformance_score=f.conformance_score,
         grading=_grading(g),
-    )  # fmt: skip
+    )
 
 
 def _firing(
@@ -96,17 +105,30 @@ def report(
         f = meta.firing(kiln.path, firing_id) or f
     return FiringReportPublic(
         firing=_public(f, meta.grading(kiln.path, firing_id)),
-        programme=r.programme, tolerance_c=r.tolerance_c, score=r.score, summary=r.summary,
-        thermocouples=r.thermocouples, segments=r.segments,
-        events=[FiringEvent(**e) for e in r.events], problems=r.problems,
-    )  # fmt: skip
+        programme=r.programme,
+        tolerance_c=r.tolerance_c,
+        score=r.score,
+        summary=r.summary,
+        thermocouples=r.thermocouples,
+        segments=r.segments,
+        events=[FiringEvent(**e) for e in r.events],
+        problems=r.problems,
+    )
 
 
 def _with_score(f: FiringRow, score: float, energy: float | None) -> FiringRow:
     return FiringRow(
-        f.asset, f.firing_id, f.enterprise, f.programme, f.programme_segments, f.start_ns,
-        f.end_ns, f.state, score, energy,
-    )  # fmt: skip
+        f.asset,
+        f.firing_id,
+        f.enterprise,
+        f.programme,
+        f.programme_segments,
+        f.start_ns,
+        f.end_ns,
+        f.state,
+        score,
+        energy,
+    )
 
 
 @router.get(BASE + "/{firing_id}/events", summary="Excursions and stalls of a firing")
@@ -156,15 +178,24 @@ def put_grading(
     settings: SettingsDep,
 ) -> GradingPublic:
     if sum(body.reject_reasons.values()) > body.reject_count:
-        raise Problem(422, "Invalid request", "reject_reasons add up to more than reject_count",
-                      kind="invalid-request")  # fmt: skip
+        raise Problem(
+            422,
+            "Invalid request",
+            "reject_reasons add up to more than reject_count",
+            kind="invalid-request",
+        )
     now = clock()
     f = _firing(store, meta, kiln, firing_id, now, settings.firing_lookback_s)
     row = GradingRow(
-        asset=kiln.path, firing_id=f.firing_id, enterprise=f.enterprise,
-        good_count=body.good_count, reject_count=body.reject_count,
-        reject_reasons=body.reject_reasons, fired_mass_kg=body.fired_mass_kg, graded_ns=now,
+        asset=kiln.path,
+        firing_id=f.firing_id,
+        enterprise=f.enterprise,
+        good_count=body.good_count,
+        reject_count=body.reject_count,
+        reject_reasons=body.reject_reasons,
+        fired_mass_kg=body.fired_mass_kg,
+        graded_ns=now,
         graded_by=principal.label,
-    )  # fmt: skip
+    )
     meta.put_grading(row)
     return _grading(row)  # type: ignore[return-value]

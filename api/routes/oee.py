@@ -34,14 +34,19 @@ def period_public(r: OeeResult, reasons: Reasons) -> OeePeriod:
         quality=ratios["quality"],
         oee=ratios["oee"],
         losses_s=d["losses"],
-        downtime_by_reason_s={reasons.text(x["reason"]): x["seconds"] for x in d["downtime_by_reason"]},
+        downtime_by_reason_s={
+            reasons.text(x["reason"]): x["seconds"] for x in d["downtime_by_reason"]
+        },
         produced=r.produced,
         good=r.good,
         rejected=r.rejected,
         unit=r.unit,
         undefined=d["undefined"],
-        detail={k: d[k] for k in ("elements_s", "ratios", "stop_count", "microstop_count",
-                                  "graded", "parts") if k in d},  # fmt: skip
+        detail={
+            k: d[k]
+            for k in ("elements_s", "ratios", "stop_count", "microstop_count", "graded", "parts")
+            if k in d
+        },
     )
 
 
@@ -50,12 +55,17 @@ def check_scope(principal: Principal, plant: PlantModel, scope: str) -> str:
     parts = scope.split("/") if scope else []
     level = LEVELS.get(len(parts))
     if level is None:
-        raise Problem(422, "Invalid request", "scope is '', enterprise, e/site, e/s/line or "
-                      "e/s/l/asset", kind="invalid-request")  # fmt: skip
+        raise Problem(
+            422,
+            "Invalid request",
+            "scope is '', enterprise, e/site, e/s/line or e/s/l/asset",
+            kind="invalid-request",
+        )
     if level == "town":
         if principal.role not in (Role.ADMIN, Role.TOWN):
-            raise Problem(403, "Forbidden", "the town aggregate is for town officials",
-                          kind="forbidden")  # fmt: skip
+            raise Problem(
+                403, "Forbidden", "the town aggregate is for town officials", kind="forbidden"
+            )
         return level
     enterprise = parts[0]
     allowed = (
@@ -64,8 +74,12 @@ def check_scope(principal: Principal, plant: PlantModel, scope: str) -> str:
         else may_see_raw(principal, enterprise)
     )
     if not allowed:
-        raise Problem(403, "Forbidden", f"{principal.role} may not see {level} OEE of {scope!r}",
-                      kind="forbidden")  # fmt: skip
+        raise Problem(
+            403,
+            "Forbidden",
+            f"{principal.role} may not see {level} OEE of {scope!r}",
+            kind="forbidden",
+        )
     if not assets_under(plant, scope):
         raise Problem(404, "Not found", f"no assets under {scope!r} in the plant model")
     return level
@@ -79,8 +93,14 @@ def get_oee(
     meta: MetaDep,
     clock: ClockDep,
     settings: SettingsDep,
-    scope: Annotated[str, Query(max_length=300, pattern=r"^$|^[a-z0-9][a-z0-9_./-]{0,299}$",
-                                description="'' (town), e, e/s, e/s/l or e/s/l/asset")] = "",
+    scope: Annotated[
+        str,
+        Query(
+            max_length=300,
+            pattern=r"^$|^[a-z0-9][a-z0-9_./-]{0,299}$",
+            description="'' (town), e, e/s, e/s/l or e/s/l/asset",
+        ),
+    ] = "",
     bucket: Literal["shift", "day", "window"] = "shift",
     start_ns: Annotated[int | None, Query(ge=0, description="default: end - 24 h")] = None,
     end_ns: Annotated[int | None, Query(ge=0, description="default: now")] = None,
@@ -89,14 +109,30 @@ def get_oee(
     end = clock() if end_ns is None else end_ns
     start = max(0, end - 86400 * 10**9) if start_ns is None else start_ns
     if end <= start or end - start > MAX_WINDOW_NS:
-        raise Problem(422, "Invalid request", "need start_ns < end_ns, at most 93 days apart",
-                      kind="invalid-request")  # fmt: skip
+        raise Problem(
+            422,
+            "Invalid request",
+            "need start_ns < end_ns, at most 93 days apart",
+            kind="invalid-request",
+        )
     periods, total, problems, reasons = scope_oee(
-        store, meta, assets_under(plant, scope), scope, start, end, bucket,
-        load_shifts(settings.shifts_path), settings,
-    )  # fmt: skip
+        store,
+        meta,
+        assets_under(plant, scope),
+        scope,
+        start,
+        end,
+        bucket,
+        load_shifts(settings.shifts_path),
+        settings,
+    )
     return OeePublic(
-        scope=scope, level=level, bucket=bucket, start_ns=start, end_ns=end,
+        scope=scope,
+        level=level,
+        bucket=bucket,
+        start_ns=start,
+        end_ns=end,
         periods=[period_public(p, reasons) for p in periods],
-        total=period_public(total, reasons), problems=problems,
-    )  # fmt: skip
+        total=period_public(total, reasons),
+        problems=problems,
+    )

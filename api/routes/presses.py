@@ -31,7 +31,9 @@ def states(
     start = max(0, end - 24 * 3600 * 10**9) if start_ns is None else start_ns
     if end <= start or end - start > 31 * 86400 * 10**9:
         raise Problem(
-            422, "Invalid request", "need start_ns < end_ns, at most 31 days apart",
+            422,
+            "Invalid request",
+            "need start_ns < end_ns, at most 31 days apart",
             kind="invalid-request",
         )
     ch = state_changes(store, asset.path, start, end, kiln=isinstance(asset, Kiln))

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Path
 from pydantic import BaseModel, Field
 
 from api.auth import ENTERPRISE_ROLES, Role, issue_token
-from api.deps import AdminDep, ClockDep, MetaDep, PlantDep, PrincipalDep
+from api.deps import AdminDep, ClockDep, CtxDep, MetaDep, PlantDep, PrincipalDep
 from api.problems import Problem
 
 router = APIRouter(tags=["tokens"])
@@ -66,8 +66,12 @@ def create(
         try:
             plant.enterprise(body.enterprise or "")
         except KeyError:
-            raise Problem(422, "Invalid request", f"{body.role} needs an existing enterprise",
-                          kind="invalid-request") from None  # fmt: skip
+            raise Problem(
+                422,
+                "Invalid request",
+                f"{body.role} needs an existing enterprise",
+                kind="invalid-request",
+            ) from None
     try:
         token, row = issue_token(
             meta, name=body.name, role=body.role, enterprise=body.enterprise, now_ns=clock()
@@ -75,9 +79,14 @@ def create(
     except ValueError as exc:
         raise Problem(422, "Invalid request", str(exc), kind="invalid-request") from None
     return TokenCreated(
-        id=row.id, name=row.name, role=Role(row.role), enterprise=row.enterprise,
-        created_ns=row.created_ns, revoked=row.revoked, token=token,
-    )  # fmt: skip
+        id=row.id,
+        name=row.name,
+        role=Role(row.role),
+        enterprise=row.enterprise,
+        created_ns=row.created_ns,
+        revoked=row.revoked,
+        token=token,
+    )
 
 
 @router.get("/tokens", summary="List tokens (admin)")
@@ -90,14 +99,15 @@ def list_tokens(_: AdminDep, meta: MetaDep) -> list[TokenPublic]:
             enterprise=r.enterprise,
             created_ns=r.created_ns,
             revoked=r.revoked,
-        )  # fmt: skip
+        )
         for r in meta.tokens()
     ]
 
 
 @router.delete("/tokens/{token_id}", status_code=204, summary="Revoke a token (admin)")
 def revoke(
-    token_id: Annotated[str, Path(pattern=r"^[0-9a-f]{12}$")], _: AdminDep, meta: MetaDep
+    token_id: Annotated[str, Path(pattern=r"^[0-9a-f]{12}$")], _: AdminDep, ctx: CtxDep
 ) -> None:
-    if not meta.revoke_token(token_id):
+    if not ctx.meta.revoke_token(token_id):
         raise Problem(404, "Not found", f"no token {token_id!r}")
+    ctx.tokens.clear()  # a revoked token must stop working now, not when its cache entry expires

@@ -54,9 +54,14 @@ def evaluate_alarms(ctx: AppContext) -> int:
         enterprise = asset.path.split("/", 1)[0]
         for c in conditions:
             ctx.meta.raise_alarm(
-                enterprise=enterprise, asset=asset.path, kind=c.kind, subject=c.subject,
-                severity=c.severity, message=c.message, now_ns=now,
-            )  # fmt: skip
+                enterprise=enterprise,
+                asset=asset.path,
+                kind=c.kind,
+                subject=c.subject,
+                severity=c.severity,
+                message=c.message,
+                now_ns=now,
+            )
         ctx.meta.clear_alarms(asset.path, {(c.kind, c.subject) for c in conditions}, now)
         held += len(conditions)
     return held
@@ -73,8 +78,14 @@ def asset_conditions(
     age_s = (now_ns - last) / 1e9
     if age_s > silent_after_s:
         # Stale values say nothing about the kiln now: no other condition on top of silence.
-        return [Condition("silent", "", "warning",
-                          f"{asset.path} silent for {age_s:.0f} s (limit {silent_after_s:.0f} s)")]  # fmt: skip
+        return [
+            Condition(
+                "silent",
+                "",
+                "warning",
+                f"{asset.path} silent for {age_s:.0f} s (limit {silent_after_s:.0f} s)",
+            )
+        ]
     if not isinstance(asset, Kiln):
         return []
     out: list[Condition] = []
@@ -101,11 +112,15 @@ def asset_conditions(
                     continue
                 dev = float(r.value) - float(sp.value)
                 if abs(dev) > tolerance_c:
-                    out.append(Condition(
-                        "deviation", field, "major",
-                        f"{field} {float(r.value):.1f} °C is {dev:+.1f} °C from setpoint "
-                        f"{float(sp.value):.1f} °C (band ±{tolerance_c:g} °C)",
-                    ))  # fmt: skip
+                    out.append(
+                        Condition(
+                            "deviation",
+                            field,
+                            "major",
+                            f"{field} {float(r.value):.1f} °C is {dev:+.1f} °C from setpoint "
+                            f"{float(sp.value):.1f} °C (band ±{tolerance_c:g} °C)",
+                        )
+                    )
     if state is not None and state.value == "heating":
         out.extend(_stalls(store, asset, now_ns, broken))
     return out
@@ -142,9 +157,13 @@ def _stalls(store: Store, kiln: Kiln, now_ns: int, broken: set[str]) -> list[Con
             hours = (s.time_ns - s.time_ns[0]) / 3.6e12
             rates.append(float(np.polyfit(hours, s.values.astype(np.float64), 1)[0]))
         if rates and max(rates) < STALL_RATE_C_H:
-            out.append(Condition(
-                "stall", f"zone{z}", "major",
-                f"zone {z} rising {max(rates):.1f} °C/h over {STALL_WINDOW_S / 60:g} min "
-                f"(stall below {STALL_RATE_C_H} °C/h)",
-            ))  # fmt: skip
+            out.append(
+                Condition(
+                    "stall",
+                    f"zone{z}",
+                    "major",
+                    f"zone {z} rising {max(rates):.1f} °C/h over {STALL_WINDOW_S / 60:g} min "
+                    f"(stall below {STALL_RATE_C_H} °C/h)",
+                )
+            )
     return out

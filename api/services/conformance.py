@@ -120,7 +120,11 @@ def firing_report(
         report.problems.append("no thermocouple readings during this firing")
         return report
     result = judge_firing(
-        programme, time_ns, temps, quality, start_ns=firing.start_ns,
+        programme,
+        time_ns,
+        temps,
+        quality,
+        start_ns=firing.start_ns,
         thermocouples=kiln.thermocouple_fields(),
         settings=ConformanceSettings(band_c=tolerance_c),
     )
@@ -133,14 +137,24 @@ def firing_report(
     d.pop("settings", None)
     report.summary = d
     report.events = [
-        {"kind": "excursion", "subject": e["thermocouple"], "start_ns": e["start_ns"],
-         "end_ns": e["end_ns"], "peak_deviation_c": e["worst_deviation_c"],
-         "detail": f"{e['duration_s'] / 60:.0f} min outside ±{tolerance_c:g} °C"}
+        {
+            "kind": "excursion",
+            "subject": e["thermocouple"],
+            "start_ns": e["start_ns"],
+            "end_ns": e["end_ns"],
+            "peak_deviation_c": e["worst_deviation_c"],
+            "detail": f"{e['duration_s'] / 60:.0f} min outside ±{tolerance_c:g} °C",
+        }
         for e in excursions
     ] + [
-        {"kind": "stall", "subject": st["thermocouple"], "start_ns": st["start_ns"],
-         "end_ns": st["end_ns"], "peak_deviation_c": None,
-         "detail": f"rising only {st['min_rate_c_h']:.1f} °C/h"}
+        {
+            "kind": "stall",
+            "subject": st["thermocouple"],
+            "start_ns": st["start_ns"],
+            "end_ns": st["end_ns"],
+            "peak_deviation_c": None,
+            "detail": f"rising only {st['min_rate_c_h']:.1f} °C/h",
+        }
         for st in stalls
     ]
     report.events.sort(key=lambda e: e["start_ns"])

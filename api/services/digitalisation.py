@@ -14,8 +14,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from analytics.digitalisation import SelfAssessment, observe, progress, progress_history
-from analytics.digitalisation import ProgressRecord
+from analytics.digitalisation import (
+    ProgressRecord,
+    SelfAssessment,
+    observe,
+    progress,
+    progress_history,
+)
 from api.metadata.store import AssessmentRow, MetadataStore
 from api.services.timeline import state_changes
 from core.plant import Enterprise, Kiln, PlantModel
@@ -106,6 +111,8 @@ def enterprise_progress(
             unplanned_downtime_ns=down,
             downtime_with_reason_ns=with_reason,
         )
-        records.append((start, end, progress(enterprise.id, end, observed, _assessment(assessments, end))))
+        records.append(
+            (start, end, progress(enterprise.id, end, observed, _assessment(assessments, end)))
+        )
     history = progress_history(r for _, _, r in records)
     return [(s, e, h) for (s, e, _), h in zip(records, history, strict=True)]

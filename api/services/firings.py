@@ -90,13 +90,22 @@ def sync_firings(
             try:
                 json.loads(segments)
             except ValueError:
-                log.warning("%s firing %s: programme_segments is not JSON; ignored",
-                            kiln.path, f.firing_id)  # fmt: skip
+                log.warning(
+                    "%s firing %s: programme_segments is not JSON; ignored", kiln.path, f.firing_id
+                )
                 segments = ""
-        meta.upsert_firing(FiringRow(
-            asset=kiln.path, firing_id=f.firing_id, enterprise=enterprise,
-            programme=f.programme, programme_segments=segments, start_ns=f.start_ns,
-            end_ns=f.end_ns, state="running" if f.end_ns is None else "complete",
-            conformance_score=None, energy_kwh=None,
-        ))  # fmt: skip
+        meta.upsert_firing(
+            FiringRow(
+                asset=kiln.path,
+                firing_id=f.firing_id,
+                enterprise=enterprise,
+                programme=f.programme,
+                programme_segments=segments,
+                start_ns=f.start_ns,
+                end_ns=f.end_ns,
+                state="running" if f.end_ns is None else "complete",
+                conformance_score=None,
+                energy_kwh=None,
+            )
+        )
     return meta.firings(asset=kiln.path, start_ns=start_ns, end_ns=end_ns)

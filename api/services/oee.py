@@ -173,9 +173,15 @@ def asset_oee(
 
         def one(ws: int, we: int, period: str) -> OeeResult:
             return compute_kiln_oee(
-                timeline, pushes, gradings, window=(ws, we), nameplate_per_hour=rate,
-                shifts=shifts, scope=asset.path, period=period,
-            )  # fmt: skip
+                timeline,
+                pushes,
+                gradings,
+                window=(ws, we),
+                nameplate_per_hour=rate,
+                shifts=shifts,
+                scope=asset.path,
+                period=period,
+            )
 
         periods = []
         if bucket == "shift":

@@ -42,12 +42,20 @@ def town_overview(
         if not e.key:
             continue
         _, total, _, _ = scope_oee(
-            store, meta, assets_under(plant, e.id), e.id, start_ns, end_ns, "window", shifts,
+            store,
+            meta,
+            assets_under(plant, e.id),
+            e.id,
+            start_ns,
+            end_ns,
+            "window",
+            shifts,
             settings,
         )
         totals.append(total)
         ended = [
-            f for f in meta.firings(enterprises=[e.id], start_ns=start_ns, end_ns=end_ns)
+            f
+            for f in meta.firings(enterprises=[e.id], start_ns=start_ns, end_ns=end_ns)
             if f.end_ns is not None and start_ns <= f.end_ns < end_ns
         ]
         scores = [f.conformance_score for f in ended if f.conformance_score is not None]
@@ -57,8 +65,10 @@ def town_overview(
             g = gradings.get((f.asset, f.firing_id))
             if g is None or not g.fired_mass_kg:
                 continue
-            energy = f.energy_kwh if f.energy_kwh is not None else _energy_kwh(
-                store, f.asset, f.start_ns, f.end_ns or end_ns
+            energy = (
+                f.energy_kwh
+                if f.energy_kwh is not None
+                else _energy_kwh(store, f.asset, f.start_ns, f.end_ns or end_ns)
             )
             if energy is not None and energy >= 0:
                 kwh += energy
@@ -72,18 +82,33 @@ def town_overview(
             if st.last_seen_ns is not None:
                 last_seen = max(last_seen or 0, st.last_seen_ns)
         progress = enterprise_progress(
-            store, meta, plant, e, now_ns=now_ns, period="week", periods=1,
+            store,
+            meta,
+            plant,
+            e,
+            now_ns=now_ns,
+            period="week",
+            periods=1,
             expected_interval_s=settings.expected_sample_interval_s,
             silent_after_s=settings.silent_after_s,
         )
-        out.append(EnterpriseSummary(
-            enterprise=e.id, name=e.name, oee=total.oee, availability=total.availability,
-            performance=total.performance, quality=total.quality, firings=len(ended),
-            conformance_mean=sum(scores) / len(scores) if scores else None,
-            energy_kwh_per_t=kwh / (mass_kg / 1000) if mass_kg > 0 else None,
-            digitalisation_index=progress[-1][2].progress_index if progress else None,
-            assets_total=total_assets, assets_connected=connected, last_seen_ns=last_seen,
-            data_age_s=None if last_seen is None else (now_ns - last_seen) / 1e9,
-        ))  # fmt: skip
+        out.append(
+            EnterpriseSummary(
+                enterprise=e.id,
+                name=e.name,
+                oee=total.oee,
+                availability=total.availability,
+                performance=total.performance,
+                quality=total.quality,
+                firings=len(ended),
+                conformance_mean=sum(scores) / len(scores) if scores else None,
+                energy_kwh_per_t=kwh / (mass_kg / 1000) if mass_kg > 0 else None,
+                digitalisation_index=progress[-1][2].progress_index if progress else None,
+                assets_total=total_assets,
+                assets_connected=connected,
+                last_seen_ns=last_seen,
+                data_age_s=None if last_seen is None else (now_ns - last_seen) / 1e9,
+            )
+        )
     town = rollup(totals, scope="", period="")
     return TownOverview(start_ns=start_ns, end_ns=end_ns, enterprises=out, town_oee=town.oee)

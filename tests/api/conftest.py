@@ -38,9 +38,12 @@ class Tokens:
 
     def by_role(self) -> dict[str, str]:
         return {
-            "admin": self.admin, "manager": self.manager, "engineer": self.engineer,
-            "other_engineer": self.other_engineer, "town": self.town,
-        }  # fmt: skip
+            "admin": self.admin,
+            "manager": self.manager,
+            "engineer": self.engineer,
+            "other_engineer": self.other_engineer,
+            "town": self.town,
+        }
 
 
 @pytest.fixture
@@ -87,8 +90,9 @@ def client(app) -> Iterator[TestClient]:
 @pytest.fixture
 def tokens(meta, clock) -> Tokens:
     def tok(role: Role, enterprise: str | None = None) -> str:
-        return issue_token(meta, name=f"t-{role}", role=role, enterprise=enterprise,
-                           now_ns=clock())[0]  # fmt: skip
+        return issue_token(
+            meta, name=f"t-{role}", role=role, enterprise=enterprise, now_ns=clock()
+        )[0]
 
     return Tokens(
         admin=tok(Role.ADMIN),

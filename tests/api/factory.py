@@ -44,7 +44,9 @@ def write_firing(
 ) -> Programme:
     """A firing of ``kiln`` following ``SEGMENTS``; thermocouples read setpoint + ``offset_c``
     (+ ``hot_zone[1]`` in zone ``hot_zone[0]``) with a little noise. Returns the programme."""
-    prog = Programme.from_segments(SEGMENTS, name="test-hv", max_temperature_c=kiln.max_temperature_c)
+    prog = Programme.from_segments(
+        SEGMENTS, name="test-hv", max_temperature_c=kiln.max_temperature_c
+    )
     end = start_ns + int(prog.duration_s * S)
     stop = min(end, until_ns) if until_ns is not None else end
     t = np.arange(start_ns, stop, sample_s * S, dtype=np.int64)
@@ -57,9 +59,14 @@ def write_firing(
             temps = sp + offset_c + extra + rng.normal(0, 0.5, t.size)
             put(store, kiln.path, f"zone{z}_tc{tc}_temperature_c", t, temps)
     segs = prog.segment_index((t - start_ns) / 1e9)
-    states = ["heating" if prog.segments[min(i, len(prog.segments) - 1)].kind == "ramp"
-              else "soaking" if prog.segments[min(i, len(prog.segments) - 1)].kind == "hold"
-              else "cooling" for i in segs]  # fmt: skip
+    states = [
+        "heating"
+        if prog.segments[min(i, len(prog.segments) - 1)].kind == "ramp"
+        else "soaking"
+        if prog.segments[min(i, len(prog.segments) - 1)].kind == "hold"
+        else "cooling"
+        for i in segs
+    ]
     put(store, kiln.path, "state", t, states)
     put(store, kiln.path, "firing_id", t, [firing_id] * t.size)
     put(store, kiln.path, "programme", t[:1], ["test-hv"])
@@ -71,8 +78,16 @@ def write_firing(
     return prog
 
 
-def write_press_shift(store, press, start_ns: int, hours: float, *, breakdown_h: float = 1.0,
-                      cycle_s: float = 100.0, reject_every: int = 20) -> None:  # fmt: skip
+def write_press_shift(
+    store,
+    press,
+    start_ns: int,
+    hours: float,
+    *,
+    breakdown_h: float = 1.0,
+    cycle_s: float = 100.0,
+    reject_every: int = 20,
+) -> None:
     """A press running ``hours`` with one breakdown of ``breakdown_h`` in the middle, counting
     a cycle every ``cycle_s`` and a reject every ``reject_every`` cycles."""
     mid = start_ns + int((hours - breakdown_h) / 2 * 3600 * S)

@@ -21,17 +21,26 @@ def _kiln_now(store, *, tc: dict[str, float], setpoint: float, state: str = "hea
 
 
 def _active(meta, kind=None):
-    return [(a.kind, a.subject) for a in meta.alarms(asset=KILN, active_only=True)
-            if kind is None or a.kind == kind]  # fmt: skip
+    return [
+        (a.kind, a.subject)
+        for a in meta.alarms(asset=KILN, active_only=True)
+        if kind is None or a.kind == kind
+    ]
 
 
 def test_deviation_and_broken_thermocouple_raise_then_clear(app, store, meta, clock):
     ctx = app.state.ctx
-    _kiln_now(store, tc={"zone2_tc1_temperature_c": 845.0, "zone3_tc2_temperature_c": 1800.0},
-              setpoint=800.0, state="soaking")  # fmt: skip
+    _kiln_now(
+        store,
+        tc={"zone2_tc1_temperature_c": 845.0, "zone3_tc2_temperature_c": 1800.0},
+        setpoint=800.0,
+        state="soaking",
+    )
     evaluate_alarms(ctx)
-    assert sorted(_active(meta)) == [("broken_thermocouple", "zone3_tc2_temperature_c"),
-                                     ("deviation", "zone2_tc1_temperature_c")]  # fmt: skip
+    assert sorted(_active(meta)) == [
+        ("broken_thermocouple", "zone3_tc2_temperature_c"),
+        ("deviation", "zone2_tc1_temperature_c"),
+    ]
     first = meta.alarms(asset=KILN, active_only=True)
     evaluate_alarms(ctx)  # still holding: the same alarms, refreshed, not duplicated
     assert {a.id for a in meta.alarms(asset=KILN, active_only=True)} == {a.id for a in first}
@@ -75,6 +84,8 @@ def test_list_and_acknowledge(app, client, tokens, store, meta):
     assert r.status_code == 200 and r.json()["acked_by"].startswith("t-engineer")
     # Fushun's engineer can neither see nor acknowledge Dalian's alarm.
     other = bearer(tokens.other_engineer)
-    assert all(a["enterprise"] == "fushun" for a in client.get("/api/v1/alarms", headers=other).json())
+    assert all(
+        a["enterprise"] == "fushun" for a in client.get("/api/v1/alarms", headers=other).json()
+    )
     assert client.post(f"/api/v1/alarms/{dev['id']}/ack", headers=other).status_code == 404
     assert client.get("/api/v1/alarms", headers=bearer(tokens.town)).status_code == 403

@@ -37,8 +37,11 @@ def test_missing_token_is_401_problem(client):
 
 
 def test_admin_creates_lists_and_revokes_tokens(client, tokens):
-    r = client.post("/api/v1/tokens", headers=bearer(tokens.admin),
-                    json={"name": "bench", "role": "engineer", "enterprise": "dalian"})  # fmt: skip
+    r = client.post(
+        "/api/v1/tokens",
+        headers=bearer(tokens.admin),
+        json={"name": "bench", "role": "engineer", "enterprise": "dalian"},
+    )
     assert r.status_code == 201, r.text
     new = r.json()
     me = client.get("/api/v1/me", headers=bearer(new["token"])).json()
@@ -59,10 +62,16 @@ def test_admin_creates_lists_and_revokes_tokens(client, tokens):
 
 
 def test_token_for_unknown_enterprise_is_422(client, tokens):
-    r = client.post("/api/v1/tokens", headers=bearer(tokens.admin),
-                    json={"name": "x", "role": "manager", "enterprise": "nowhere"})  # fmt: skip
+    r = client.post(
+        "/api/v1/tokens",
+        headers=bearer(tokens.admin),
+        json={"name": "x", "role": "manager", "enterprise": "nowhere"},
+    )
     assert r.status_code == 422
     assert r.headers["content-type"] == "application/problem+json"
-    r = client.post("/api/v1/tokens", headers=bearer(tokens.admin),
-                    json={"name": "x", "role": "town", "enterprise": "dalian"})  # fmt: skip
+    r = client.post(
+        "/api/v1/tokens",
+        headers=bearer(tokens.admin),
+        json={"name": "x", "role": "town", "enterprise": "dalian"},
+    )
     assert r.status_code == 422

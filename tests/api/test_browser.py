@@ -3,9 +3,7 @@ pages load, charts draw data from the API, login works. Screenshots go to test-a
 
 from __future__ import annotations
 
-import shutil
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,8 +24,15 @@ pytestmark = pytest.mark.browser
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 KILN = "dalian/plant-1/firing-shop/kiln-1"
 
 
@@ -37,18 +42,27 @@ def server(tmp_path) -> Iterator[tuple[str, dict[str, str]]]:
     store = SQLiteStore(":memory:")
     now = now_ns()
     kiln = plant.asset(KILN)
-    prog = write_firing(store, kiln, "F-0412", now - 30 * 3600 * S, sample_s=120, hot_zone=(3, 25.0))
+    prog = write_firing(
+        store, kiln, "F-0412", now - 30 * 3600 * S, sample_s=120, hot_zone=(3, 25.0)
+    )
     write_firing(store, kiln, "F-0413", now - 6 * 3600 * S, sample_s=120, until_ns=now - 5 * S)
     assert prog.duration_s < 24 * 3600
     for press, bd in (("press-1", 1.5), ("press-2", 0.5)):
-        write_press_shift(store, plant.asset(f"dalian/plant-1/forming-shop/{press}"),
-                          now - 20 * 3600 * S, 20.0, breakdown_h=bd)  # fmt: skip
+        write_press_shift(
+            store,
+            plant.asset(f"dalian/plant-1/forming-shop/{press}"),
+            now - 20 * 3600 * S,
+            20.0,
+            breakdown_h=bd,
+        )
     meta = MetadataStore.open(f"sqlite:///{tmp_path}/meta.db")
     tokens = {
-        "engineer": issue_token(meta, name="Li Wei", role=Role.ENGINEER, enterprise="dalian",
-                                now_ns=now)[0],  # fmt: skip
-        "town": issue_token(meta, name="Town office", role=Role.TOWN, enterprise=None,
-                            now_ns=now)[0],  # fmt: skip
+        "engineer": issue_token(
+            meta, name="Li Wei", role=Role.ENGINEER, enterprise="dalian", now_ns=now
+        )[0],
+        "town": issue_token(meta, name="Town office", role=Role.TOWN, enterprise=None, now_ns=now)[
+            0
+        ],
     }
     app = create_app(Settings(alarm_interval_s=0), store=store, meta=meta, plant=plant)
     port = free_port()

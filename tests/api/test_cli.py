@@ -17,8 +17,22 @@ from tests.servers import free_port, wait_until
 
 def test_create_token_prints_a_working_token(tmp_path, capsys):
     db = f"sqlite:///{tmp_path}/meta/m.db"
-    assert main(["create-token", "--role", "engineer", "--enterprise", "dalian", "--db", db,
-                 "--name", "Li Wei"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "create-token",
+                "--role",
+                "engineer",
+                "--enterprise",
+                "dalian",
+                "--db",
+                db,
+                "--name",
+                "Li Wei",
+            ]
+        )
+        == 0
+    )
     token = capsys.readouterr().out.strip()
     meta = MetadataStore.open(db)
     try:
@@ -44,14 +58,32 @@ def test_serve_runs_the_api_and_dashboard(tmp_path):
     env = {**os.environ, "PYTHONPATH": os.getcwd()}
     token = subprocess.run(
         [sys.executable, "-m", "core.cli", "serve", "create-token", "--role", "admin", "--db", db],
-        capture_output=True, text=True, check=True, env=env, timeout=60,
-    ).stdout.strip()  # fmt: skip
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
+        timeout=60,
+    ).stdout.strip()
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "core.cli", "serve", "--store", store, "--db", db, "--port",
-         str(port), "--log-level", "warning"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "core.cli",
+            "serve",
+            "--store",
+            store,
+            "--db",
+            db,
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     try:
         base = f"http://127.0.0.1:{port}"
         wait_until(lambda: httpx.get(base + "/api/v1/health").status_code == 200, 30, "serve")

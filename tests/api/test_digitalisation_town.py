@@ -14,17 +14,29 @@ LEVELS = {"personnel": 2, "technology": 3, "resources": 2, "manufacturing": 3}
 
 def test_manager_submits_assessment_and_progress_shows_it(client, tokens, store, clock):
     h = bearer(tokens.manager)
-    assert client.post("/api/v1/enterprises/dalian/digitalisation/assessments",
-                       headers=bearer(tokens.engineer), json=LEVELS).status_code == 403  # fmt: skip
-    r = client.post("/api/v1/enterprises/dalian/digitalisation/assessments", headers=h,
-                    json={**LEVELS, "note": "2025 review"})  # fmt: skip
+    assert (
+        client.post(
+            "/api/v1/enterprises/dalian/digitalisation/assessments",
+            headers=bearer(tokens.engineer),
+            json=LEVELS,
+        ).status_code
+        == 403
+    )
+    r = client.post(
+        "/api/v1/enterprises/dalian/digitalisation/assessments",
+        headers=h,
+        json={**LEVELS, "note": "2025 review"},
+    )
     assert r.status_code == 201, r.text
     # Kiln-1 reports every 10 s today; the other three assets say nothing.
     t = NOW_NS - 3600 * S + np.arange(360) * 10 * S
     for f in ("zone1_tc1_temperature_c", "zone1_tc2_temperature_c"):
         put(store, KILN, f, t, np.full(t.size, 500.0))
-    p = client.get("/api/v1/enterprises/dalian/digitalisation", headers=h,
-                   params={"period": "day", "periods": 3}).json()  # fmt: skip
+    p = client.get(
+        "/api/v1/enterprises/dalian/digitalisation",
+        headers=h,
+        params={"period": "day", "periods": 3},
+    ).json()
     assert len(p["points"]) == 3 and p["assessments"][0]["note"] == "2025 review"
     now = p["points"][-1]
     assert now["indicators"]["connected"] == pytest.approx(0.25)
@@ -34,19 +46,30 @@ def test_manager_submits_assessment_and_progress_shows_it(client, tokens, store,
 
 
 def test_assessment_levels_are_validated(client, tokens):
-    r = client.post("/api/v1/enterprises/dalian/digitalisation/assessments",
-                    headers=bearer(tokens.manager), json={**LEVELS, "personnel": 6})  # fmt: skip
+    r = client.post(
+        "/api/v1/enterprises/dalian/digitalisation/assessments",
+        headers=bearer(tokens.manager),
+        json={**LEVELS, "personnel": 6},
+    )
     assert r.status_code == 422 and r.json()["errors"][0]["loc"] == ["body", "personnel"]
 
 
 def test_town_overview_side_by_side(client, tokens, store, plant):
     write_firing(store, plant.asset(KILN), "F-T", NOW_NS - 20 * 3600 * S)
-    write_press_shift(store, plant.asset("fushun/plant-1/forming-shop/press-1"),
-                      NOW_NS - 8 * 3600 * S, 8.0, breakdown_h=2.0)  # fmt: skip
+    write_press_shift(
+        store,
+        plant.asset("fushun/plant-1/forming-shop/press-1"),
+        NOW_NS - 8 * 3600 * S,
+        8.0,
+        breakdown_h=2.0,
+    )
     admin = bearer(tokens.admin)
     client.get(f"/api/v1/kilns/{KILN}/firings/F-T", headers=admin)  # judge it (caches score)
-    client.post(f"/api/v1/kilns/{KILN}/firings/F-T/grading", headers=admin,
-                json={"good_count": 95, "reject_count": 5, "fired_mass_kg": 2000.0})  # fmt: skip
+    client.post(
+        f"/api/v1/kilns/{KILN}/firings/F-T/grading",
+        headers=admin,
+        json={"good_count": 95, "reject_count": 5, "fired_mass_kg": 2000.0},
+    )
     r = client.get("/api/v1/town/overview", headers=bearer(tokens.town))
     assert r.status_code == 200, r.text
     rows = {e["enterprise"]: e for e in r.json()["enterprises"]}

@@ -62,8 +62,12 @@ def test_curve_has_setpoint_and_every_thermocouple(client, tokens, store, plant)
 
 def test_grading_is_recorded_and_replaced(client, tokens, store, plant, clock):
     write_firing(store, plant.asset(KILN), "F-G", NOW_NS - 20 * 3600 * S)
-    body = {"good_count": 180, "reject_count": 20, "reject_reasons": {"crack": 15, "black_core": 5},
-            "fired_mass_kg": 2400.0}  # fmt: skip
+    body = {
+        "good_count": 180,
+        "reject_count": 20,
+        "reject_reasons": {"crack": 15, "black_core": 5},
+        "fired_mass_kg": 2400.0,
+    }
     r = client.post(URL + "/F-G/grading", headers=bearer(tokens.engineer), json=body)
     assert r.status_code == 200, r.text
     assert r.json()["graded_by"].startswith("t-engineer")
@@ -78,12 +82,19 @@ def test_grading_is_recorded_and_replaced(client, tokens, store, plant, clock):
 def test_bad_gradings_and_unknown_firings_are_problems(client, tokens, store, plant):
     write_firing(store, plant.asset(KILN), "F-B", NOW_NS - 20 * 3600 * S)
     h = bearer(tokens.engineer)
-    r = client.post(URL + "/F-B/grading", headers=h, json={"good_count": 1, "reject_count": 1,
-                                                          "reject_reasons": {"crack": 5}})  # fmt: skip
+    r = client.post(
+        URL + "/F-B/grading",
+        headers=h,
+        json={"good_count": 1, "reject_count": 1, "reject_reasons": {"crack": 5}},
+    )
     assert r.status_code == 422 and "reject_count" in r.json()["detail"]
     r = client.post(URL + "/F-B/grading", headers=h, json={"good_count": -1, "reject_count": 0})
     assert r.status_code == 422 and r.headers["content-type"] == "application/problem+json"
     assert r.json()["errors"][0]["loc"] == ["body", "good_count"]
     assert client.get(URL + "/NOPE", headers=h).status_code == 404
-    assert client.get("/api/v1/kilns/dalian/plant-1/forming-shop/press-1/firings",
-                      headers=h).status_code == 404  # a press has no firings  # fmt: skip
+    assert (
+        client.get(
+            "/api/v1/kilns/dalian/plant-1/forming-shop/press-1/firings", headers=h
+        ).status_code
+        == 404
+    )  # a press has no firings

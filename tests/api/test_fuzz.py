@@ -22,14 +22,21 @@ from tests.api.factory import S, write_firing, write_press_shift
 def _build():
     plant = load_plant()
     store = SQLiteStore(":memory:")
-    write_firing(store, plant.asset("dalian/plant-1/firing-shop/kiln-1"), "F-1",
-                 NOW_NS - 20 * 3600 * S, sample_s=300)  # fmt: skip
-    write_press_shift(store, plant.asset("dalian/plant-1/forming-shop/press-1"),
-                      NOW_NS - 8 * 3600 * S, 8.0)  # fmt: skip
+    write_firing(
+        store,
+        plant.asset("dalian/plant-1/firing-shop/kiln-1"),
+        "F-1",
+        NOW_NS - 20 * 3600 * S,
+        sample_s=300,
+    )
+    write_press_shift(
+        store, plant.asset("dalian/plant-1/forming-shop/press-1"), NOW_NS - 8 * 3600 * S, 8.0
+    )
     meta = MetadataStore.open(f"sqlite:///{tempfile.mkdtemp(prefix='kw-fuzz-')}/meta.db")
     token, _ = issue_token(meta, name="fuzz", role=Role.ADMIN, enterprise=None, now_ns=1)
-    app = create_app(Settings(alarm_interval_s=0), store=store, meta=meta, plant=plant,
-                     clock=FakeClock())  # fmt: skip
+    app = create_app(
+        Settings(alarm_interval_s=0), store=store, meta=meta, plant=plant, clock=FakeClock()
+    )
     return app, token
 
 
@@ -46,4 +53,3 @@ def test_no_server_errors(case):
         assert response.headers["content-type"][0].startswith("application/problem+json"), (
             f"{case.method} {case.formatted_path}: {response.status_code} without problem details"
         )
-

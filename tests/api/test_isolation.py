@@ -16,8 +16,13 @@ from tests.api.conftest import NOW_NS, bearer
 from tests.api.factory import S, write_firing
 
 ADMIN, MANAGER, ENGINEER, OTHER, TOWN, ANON = (
-    "admin", "manager", "engineer", "other_engineer", "town", "anonymous",
-)  # fmt: skip
+    "admin",
+    "manager",
+    "engineer",
+    "other_engineer",
+    "town",
+    "anonymous",
+)
 EVERYONE = {ADMIN, MANAGER, ENGINEER, OTHER, TOWN}
 DALIAN_RAW = {ADMIN, MANAGER, ENGINEER}  # who may see Dalian's raw data
 
@@ -35,12 +40,18 @@ RULES: dict[tuple[str, str], set[str]] = {
     ("GET", "/api/v1/assets/{enterprise}/{site}/{line}/{asset}/states"): DALIAN_RAW,
     ("GET", "/api/v1/kilns/{enterprise}/{site}/{line}/{asset}/firings"): DALIAN_RAW,
     ("GET", "/api/v1/kilns/{enterprise}/{site}/{line}/{asset}/firings/{firing_id}"): DALIAN_RAW,
-    ("GET", "/api/v1/kilns/{enterprise}/{site}/{line}/{asset}/firings/{firing_id}/events"):
-        DALIAN_RAW,
-    ("GET", "/api/v1/kilns/{enterprise}/{site}/{line}/{asset}/firings/{firing_id}/curve"):
-        DALIAN_RAW,
-    ("POST", "/api/v1/kilns/{enterprise}/{site}/{line}/{asset}/firings/{firing_id}/grading"):
-        DALIAN_RAW,
+    (
+        "GET",
+        "/api/v1/kilns/{enterprise}/{site}/{line}/{asset}/firings/{firing_id}/events",
+    ): DALIAN_RAW,
+    (
+        "GET",
+        "/api/v1/kilns/{enterprise}/{site}/{line}/{asset}/firings/{firing_id}/curve",
+    ): DALIAN_RAW,
+    (
+        "POST",
+        "/api/v1/kilns/{enterprise}/{site}/{line}/{asset}/firings/{firing_id}/grading",
+    ): DALIAN_RAW,
     ("GET", "/api/v1/oee"): DALIAN_RAW,  # asked for a Dalian line (see TOWN_OEE for the town)
     ("GET", "/api/v1/enterprises/{enterprise}/digitalisation"): DALIAN_RAW | {TOWN},
     ("POST", "/api/v1/enterprises/{enterprise}/digitalisation/assessments"): {ADMIN, MANAGER},
@@ -63,9 +74,7 @@ QUERIES = {
 
 def operations(app) -> set[tuple[str, str]]:
     ops = {
-        (method.upper(), path)
-        for path, item in app.openapi()["paths"].items()
-        for method in item
+        (method.upper(), path) for path, item in app.openapi()["paths"].items() for method in item
     }
     routed = {
         (m, "/api/v1" + r.path)
@@ -94,10 +103,15 @@ def world(app, client, tokens, store, plant, meta):
 
 def _fill(path: str, world: dict, meta, tokens) -> str:
     victim = meta.tokens()[-1].id  # a token id (revoking it is harmless here)
-    return (path.replace("{enterprise}", "dalian").replace("{site}", "plant-1")
-            .replace("{line}", "firing-shop").replace("{asset}", "kiln-1")
-            .replace("{firing_id}", "F-1").replace("{alarm_id}", str(world["alarm_id"]))
-            .replace("{token_id}", victim))  # fmt: skip
+    return (
+        path.replace("{enterprise}", "dalian")
+        .replace("{site}", "plant-1")
+        .replace("{line}", "firing-shop")
+        .replace("{asset}", "kiln-1")
+        .replace("{firing_id}", "F-1")
+        .replace("{alarm_id}", str(world["alarm_id"]))
+        .replace("{token_id}", victim)
+    )
 
 
 def _call(client, method: str, path: str, url: str, token: str | None):
@@ -133,8 +147,11 @@ def test_town_official_gets_aggregates_of_key_enterprises_only(client, tokens):
     h = bearer(tokens.town)
     assert client.get("/api/v1/oee", headers=h, params={"scope": ""}).status_code == 200
     assert client.get("/api/v1/oee", headers=h, params={"scope": "dalian"}).status_code == 200
-    for scope in ("dalian/plant-1", "dalian/plant-1/firing-shop",
-                  "dalian/plant-1/firing-shop/kiln-1"):  # fmt: skip
+    for scope in (
+        "dalian/plant-1",
+        "dalian/plant-1/firing-shop",
+        "dalian/plant-1/firing-shop/kiln-1",
+    ):
         assert client.get("/api/v1/oee", headers=h, params={"scope": scope}).status_code == 403
     # An enterprise engineer sees neither the town nor another enterprise.
     e = bearer(tokens.engineer)

@@ -15,31 +15,71 @@ from tests.api.conftest import bearer
 def _exercise(meta: MetadataStore) -> None:
     token, row = issue_token(meta, name="pg", role=Role.MANAGER, enterprise="dalian", now_ns=5)
     assert authenticate(meta, token).enterprise == "dalian"
-    f = FiringRow("dalian/p/l/kiln-1", "F-1", "dalian", "hv", "[]", 100, None, "running", None, None)
+    f = FiringRow(
+        "dalian/p/l/kiln-1", "F-1", "dalian", "hv", "[]", 100, None, "running", None, None
+    )
     meta.upsert_firing(f)
-    meta.upsert_firing(FiringRow("dalian/p/l/kiln-1", "F-1", "dalian", "hv", "[]", 100, 900,
-                                 "complete", 0.97, 12.5))  # fmt: skip
-    meta.upsert_firing(FiringRow("dalian/p/l/kiln-1", "F-1", "dalian", "hv", "[]", 100, 900,
-                                 "complete", None, None))  # a later scan keeps the score
+    meta.upsert_firing(
+        FiringRow(
+            "dalian/p/l/kiln-1", "F-1", "dalian", "hv", "[]", 100, 900, "complete", 0.97, 12.5
+        )
+    )
+    meta.upsert_firing(
+        FiringRow(
+            "dalian/p/l/kiln-1", "F-1", "dalian", "hv", "[]", 100, 900, "complete", None, None
+        )
+    )  # a later scan keeps the score
     (got,) = meta.firings(enterprises=["dalian"], start_ns=0, end_ns=1000)
-    assert (got.end_ns, got.state, got.conformance_score, got.energy_kwh) == (900, "complete", 0.97, 12.5)
+    assert (got.end_ns, got.state, got.conformance_score, got.energy_kwh) == (
+        900,
+        "complete",
+        0.97,
+        12.5,
+    )
     assert meta.firings(enterprises=["fushun"]) == []
-    meta.put_grading(GradingRow("dalian/p/l/kiln-1", "F-1", "dalian", 90, 10, {"crack": 10}, 1500.0, 950, "x"))
-    meta.put_grading(GradingRow("dalian/p/l/kiln-1", "F-1", "dalian", 95, 5, {"crack": 5}, 1500.0, 960, "x"))
+    meta.put_grading(
+        GradingRow("dalian/p/l/kiln-1", "F-1", "dalian", 90, 10, {"crack": 10}, 1500.0, 950, "x")
+    )
+    meta.put_grading(
+        GradingRow("dalian/p/l/kiln-1", "F-1", "dalian", 95, 5, {"crack": 5}, 1500.0, 960, "x")
+    )
     (g,) = meta.gradings(asset="dalian/p/l/kiln-1")
     assert (g.good_count, g.reject_reasons) == (95, {"crack": 5})
-    a = meta.add_assessment("dalian", 10, "m", {"personnel": 2, "technology": 3}, "n'; DROP TABLE x")
+    a = meta.add_assessment(
+        "dalian", 10, "m", {"personnel": 2, "technology": 3}, "n'; DROP TABLE x"
+    )
     assert meta.assessments("dalian")[0].note == "n'; DROP TABLE x" and a.id >= 1
-    first = meta.raise_alarm(enterprise="dalian", asset="dalian/p/l/kiln-1", kind="silent", subject="",
-                             severity="warning", message="m", now_ns=1)  # fmt: skip
-    again = meta.raise_alarm(enterprise="dalian", asset="dalian/p/l/kiln-1", kind="silent", subject="",
-                             severity="warning", message="m2", now_ns=2)  # fmt: skip
+    first = meta.raise_alarm(
+        enterprise="dalian",
+        asset="dalian/p/l/kiln-1",
+        kind="silent",
+        subject="",
+        severity="warning",
+        message="m",
+        now_ns=1,
+    )
+    again = meta.raise_alarm(
+        enterprise="dalian",
+        asset="dalian/p/l/kiln-1",
+        kind="silent",
+        subject="",
+        severity="warning",
+        message="m2",
+        now_ns=2,
+    )
     assert first.id == again.id and again.last_ns == 2 and again.message == "m2"
     assert meta.ack_alarm(first.id, "eng", 3).acked_ns == 3
     assert meta.clear_alarms("dalian/p/l/kiln-1", set(), 4) == 1
     # The same condition later is a new alarm (the ended one keeps its history).
-    third = meta.raise_alarm(enterprise="dalian", asset="dalian/p/l/kiln-1", kind="silent", subject="",
-                             severity="warning", message="m3", now_ns=5)  # fmt: skip
+    third = meta.raise_alarm(
+        enterprise="dalian",
+        asset="dalian/p/l/kiln-1",
+        kind="silent",
+        subject="",
+        severity="warning",
+        message="m3",
+        now_ns=5,
+    )
     assert third.id != first.id and len(meta.alarms(enterprises=["dalian"])) == 2
     assert [x.id for x in meta.alarms(active_only=True)] == [third.id]
     assert meta.revoke_token(row.id) and authenticate(meta, token) is None
@@ -67,14 +107,18 @@ def test_api_runs_on_postgresql_metadata(postgres, store, plant, clock):
     meta = MetadataStore.open(postgres)
     try:
         token, _ = issue_token(meta, name="a", role=Role.ADMIN, enterprise=None, now_ns=1)
-        app = create_app(Settings(alarm_interval_s=0), store=store, meta=meta, plant=plant,
-                         clock=clock)  # fmt: skip
+        app = create_app(
+            Settings(alarm_interval_s=0), store=store, meta=meta, plant=plant, clock=clock
+        )
         with TestClient(app) as c:
             h = bearer(token)
             assert c.post("/api/v1/alarms/evaluate", headers=h).json()["conditions_holding"] == 20
             assert len(c.get("/api/v1/alarms", headers=h, params={"limit": 1000}).json()) == 20
-            r = c.post("/api/v1/enterprises/dalian/digitalisation/assessments", headers=h,
-                       json={"personnel": 2, "technology": 2, "resources": 3, "manufacturing": 3})
+            r = c.post(
+                "/api/v1/enterprises/dalian/digitalisation/assessments",
+                headers=h,
+                json={"personnel": 2, "technology": 2, "resources": 3, "manufacturing": 3},
+            )
             assert r.status_code == 201
     finally:
         meta.close()

@@ -15,8 +15,16 @@ SHIFT_A = NOW_NS - 86400 * S
 
 def test_press_oee_per_shift_with_losses(client, tokens, store, plant):
     write_press_shift(store, plant.asset(PRESS), SHIFT_A, 8.0, breakdown_h=1.0, cycle_s=100.0)
-    r = client.get("/api/v1/oee", headers=bearer(tokens.engineer), params={
-        "scope": PRESS, "bucket": "shift", "start_ns": SHIFT_A, "end_ns": SHIFT_A + 8 * 3600 * S})
+    r = client.get(
+        "/api/v1/oee",
+        headers=bearer(tokens.engineer),
+        params={
+            "scope": PRESS,
+            "bucket": "shift",
+            "start_ns": SHIFT_A,
+            "end_ns": SHIFT_A + 8 * 3600 * S,
+        },
+    )
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["level"] == "asset"
@@ -33,11 +41,15 @@ def test_press_oee_per_shift_with_losses(client, tokens, store, plant):
 
 def test_line_rollup_is_time_weighted(client, tokens, store, plant):
     write_press_shift(store, plant.asset(PRESS), SHIFT_A, 8.0, breakdown_h=4.0)
-    write_press_shift(store, plant.asset("dalian/plant-1/forming-shop/press-2"), SHIFT_A, 8.0,
-                      breakdown_h=0.0)  # fmt: skip
+    write_press_shift(
+        store, plant.asset("dalian/plant-1/forming-shop/press-2"), SHIFT_A, 8.0, breakdown_h=0.0
+    )
     params = {"bucket": "window", "start_ns": SHIFT_A, "end_ns": SHIFT_A + 8 * 3600 * S}
-    line = client.get("/api/v1/oee", headers=bearer(tokens.manager),
-                      params={**params, "scope": "dalian/plant-1/forming-shop"}).json()  # fmt: skip
+    line = client.get(
+        "/api/v1/oee",
+        headers=bearer(tokens.manager),
+        params={**params, "scope": "dalian/plant-1/forming-shop"},
+    ).json()
     # availability 0.5 and 1.0 over equal planned time: 0.75 for the line
     assert line["level"] == "line"
     assert line["total"]["availability"] == pytest.approx(0.75, abs=0.01)
@@ -46,13 +58,20 @@ def test_line_rollup_is_time_weighted(client, tokens, store, plant):
 def test_kiln_oee_counts_firings_and_takes_late_gradings(client, tokens, store, plant, clock):
     kiln = plant.asset(KILN)
     write_firing(store, kiln, "F-1", NOW_NS - 20 * 3600 * S)
-    params = {"scope": KILN, "bucket": "window", "start_ns": NOW_NS - 24 * 3600 * S,
-              "end_ns": NOW_NS}  # fmt: skip
+    params = {
+        "scope": KILN,
+        "bucket": "window",
+        "start_ns": NOW_NS - 24 * 3600 * S,
+        "end_ns": NOW_NS,
+    }
     h = bearer(tokens.engineer)
     before = client.get("/api/v1/oee", headers=h, params=params).json()["total"]
     assert before["produced"] == 1 and before["quality"] is None
-    client.post(f"/api/v1/kilns/{KILN}/firings/F-1/grading", headers=h,
-                json={"good_count": 90, "reject_count": 10})  # fmt: skip
+    client.post(
+        f"/api/v1/kilns/{KILN}/firings/F-1/grading",
+        headers=h,
+        json={"good_count": 90, "reject_count": 10},
+    )
     after = client.get("/api/v1/oee", headers=h, params=params).json()["total"]
     assert after["quality"] == pytest.approx(0.9)
     assert after["availability"] == pytest.approx(11.5 / 24, abs=0.02)

@@ -42,9 +42,17 @@ def test_latest_and_series(client, tokens, store):
     assert latest["connected"] is True
     assert latest["fields"]["zone1_tc1_temperature_c"]["value"] == pytest.approx(460.0)
     assert latest["fields"]["state"]["value"] == "heating"
-    s = client.get(f"/api/v1/assets/{KILN}/series", headers=h, params={
-        "field": "zone1_tc1_temperature_c", "start_ns": int(t[0]), "end_ns": NOW_NS, "points": 6,
-        "aggregate": "max"}).json()  # fmt: skip
+    s = client.get(
+        f"/api/v1/assets/{KILN}/series",
+        headers=h,
+        params={
+            "field": "zone1_tc1_temperature_c",
+            "start_ns": int(t[0]),
+            "end_ns": NOW_NS,
+            "points": 6,
+            "aggregate": "max",
+        },
+    ).json()
     assert s["window_s"] == 600 and 6 <= len(s["values"]) <= 7
     assert max(s["values"]) == pytest.approx(460.0)
     assert s["time_ns"] == sorted(s["time_ns"]) and all(x % (600 * S) == 0 for x in s["time_ns"])
@@ -52,8 +60,12 @@ def test_latest_and_series(client, tokens, store):
 
 def test_series_validation_is_problem_details(client, tokens):
     h = bearer(tokens.engineer)
-    for params in ({"field": "x; DROP MEASUREMENT y"}, {"field": "a", "points": 0},
-                   {"field": "a", "start_ns": 10, "end_ns": 5}, {"field": "a", "aggregate": "median"}):  # fmt: skip  # noqa: E501
+    for params in (
+        {"field": "x; DROP MEASUREMENT y"},
+        {"field": "a", "points": 0},
+        {"field": "a", "start_ns": 10, "end_ns": 5},
+        {"field": "a", "aggregate": "median"},
+    ):
         r = client.get(f"/api/v1/assets/{KILN}/series", headers=h, params=params)
         assert r.status_code == 422, params
         assert r.headers["content-type"] == "application/problem+json"
@@ -63,10 +75,16 @@ def test_series_validation_is_problem_details(client, tokens):
 
 def test_state_timeline(client, tokens, store, plant):
     write_press_shift(store, plant.asset(PRESS), NOW_NS - 8 * 3600 * S, 8.0, breakdown_h=2.0)
-    r = client.get(f"/api/v1/assets/{PRESS}/states", headers=bearer(tokens.engineer),
-                   params={"start_ns": NOW_NS - 8 * 3600 * S, "end_ns": NOW_NS}).json()  # fmt: skip
+    r = client.get(
+        f"/api/v1/assets/{PRESS}/states",
+        headers=bearer(tokens.engineer),
+        params={"start_ns": NOW_NS - 8 * 3600 * S, "end_ns": NOW_NS},
+    ).json()
     assert [(s["state"], s["reason"]) for s in r["spans"]] == [
-        ("running", ""), ("breakdown", "hydraulic leak"), ("running", "")]  # fmt: skip
+        ("running", ""),
+        ("breakdown", "hydraulic leak"),
+        ("running", ""),
+    ]
     assert r["spans"][1]["end_ns"] - r["spans"][1]["start_ns"] == 2 * 3600 * S
 
 
