@@ -59,6 +59,7 @@ REASONS = (
     "bad_time",  # a timestamp that cannot be read
 )
 
+ROUTE_CACHE_SIZE = 10_000
 TIME_UNITS = {"s": 1_000_000_000, "ms": 1_000_000, "us": 1_000, "ns": 1}
 TYPES = ("auto", "float", "int", "bool", "str")
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
@@ -379,24 +380,29 @@ class JsonConverter:
         self.config = config
         self.name = config.name
         self._enterprises = frozenset(config.enterprises)
+        # topic -> (mapping, asset or rejection): a press publishes on the same few topics all
+        # day, so matching and asset checks run once per topic, not once per message.
+        self._routes: dict[str, tuple[TopicMapping | None, str | _Bad]] = {}
 
     def __call__(self, message: InboundMessage, output: Output) -> list[Reading]:
-        topic_levels = message.topic.split("/")
-        for mapping in self.config.topics:
-            captures = mapping.match(topic_levels)
-            if captures is not None:
-                break
-        else:
+        where = message.topic
+        route = self._routes.get(where)
+        if route is None:
+            route = self._route(where)
+            if len(self._routes) >= ROUTE_CACHE_SIZE:
+                self._routes.clear()  # a flood of distinct topics must not grow memory
+            self._routes[where] = route
+        mapping, asset_or_bad = route
+        if mapping is None:
             output.reject(
-                self.name,
-                "unknown_topic",
-                f"no topic pattern matches {message.topic!r}",
-                message.payload,
+                self.name, "unknown_topic", f"no topic pattern matches {where!r}", message.payload
             )
             return []
-        where = message.topic
         try:
-            asset = self._asset(mapping, captures)
+            if isinstance(asset_or_bad, _Bad):
+                # a fresh exception: re-raising the cached one would grow its traceback
+                raise _Bad(asset_or_bad.reason, str(asset_or_bad))
+            asset = asset_or_bad
             try:
                 doc = json.loads(message.payload)
             except (UnicodeDecodeError, ValueError) as exc:
@@ -415,6 +421,18 @@ class JsonConverter:
         for record in records:
             readings.extend(self._record(record, mapping, asset, message, output))
         return readings
+
+    def _route(self, topic: str) -> tuple[TopicMapping | None, str | _Bad]:
+        """The first topic mapping that matches and the asset (or why it has none)."""
+        levels = topic.split("/")
+        for mapping in self.config.topics:
+            captures = mapping.match(levels)
+            if captures is not None:
+                try:
+                    return mapping, self._asset(mapping, captures)
+                except _Bad as bad:
+                    return mapping, bad
+        return None, ""
 
     def _asset(self, mapping: TopicMapping, captures: dict[str, str]) -> str:
         asset = mapping.asset.format_map(captures) if captures else mapping.asset
