@@ -127,10 +127,17 @@ def planned_step(
     left = grid[:-1]
 
     def covered(intervals: list[tuple[int, int]]) -> np.ndarray:
-        hit = np.zeros(left.size, dtype=bool)
-        for s, e in intervals:  # a few intervals per day: not a per-event loop
-            hit |= (left >= s) & (left < e)
-        return hit
+        if not intervals:
+            return np.zeros(left.size, dtype=bool)
+        iv = np.array(sorted(intervals), dtype=np.int64)
+        # Merge overlapping intervals (running maximum of the ends), then one binary search
+        # per cut point: a multi-year calendar stays O((cuts + intervals) log intervals).
+        reach = np.maximum.accumulate(iv[:, 1])
+        new = np.concatenate(([True], iv[1:, 0] > reach[:-1]))
+        g_start = iv[new, 0]
+        g_end = reach[np.concatenate((np.flatnonzero(new)[1:] - 1, [iv.shape[0] - 1]))]
+        j = np.searchsorted(g_start, left, side="right") - 1
+        return (j >= 0) & (left < g_end[np.maximum(j, 0)])
 
     in_pot = covered(pot)
     level = np.where(in_pot, np.where(covered(pdot), PLANNED_DOWN, PLANNED_BUSY), NOT_PLANNED)
