@@ -115,6 +115,10 @@ class Excursion:
     worst_deviation_c: float
     worst_ns: int
     segment: int  # programme segment at the worst point, -1 when none
+    # What a kiln controller would have alarmed (Paragon Sentry's classes, domain.md §2):
+    # too_high (the one that stops a kiln), too_low_heating, too_low_hold, and
+    # too_low_cooling (cooling faster than programmed: the dunting risk near 573 °C).
+    alarm: str = "too_high"
 
 
 @dataclass(frozen=True, slots=True)
@@ -580,7 +584,7 @@ def _judge(
             )
         )
 
-    excursions = _excursions(t_ns, t_s, d, outside, seg_idx_at, names, s)
+    excursions = _excursions(t_ns, t_s, d, outside, seg_idx_at, spans, names, s)
     paused_s = [((a - start_ns) / NS_PER_S, (b - start_ns) / NS_PER_S) for a, b in pauses]
     stalls = (
         _stalls(t_s, t_h, y0, valid_f, tmp, ramp_ranges, names, s, start_ns, paused_s)
@@ -746,6 +750,7 @@ def _excursions(
     d: np.ndarray,
     outside: np.ndarray,
     seg_idx_at: np.ndarray,
+    spans: Sequence[SegmentSpan],
     names: tuple[str, ...],
     s: ConformanceSettings,
 ) -> list[Excursion]:
@@ -768,9 +773,20 @@ def _excursions(
                 worst_deviation_c=float(d[row, w]),
                 worst_ns=int(t_ns[w]),
                 segment=int(seg_idx_at[w]),
+                alarm=_alarm(float(d[row, w]), int(seg_idx_at[w]), spans),
             )
         )
     return out
+
+
+_LOW_ALARMS = {"ramp": "too_low_heating", "hold": "too_low_hold", "cool": "too_low_cooling"}
+
+
+def _alarm(worst_c: float, segment: int, spans: Sequence[SegmentSpan]) -> str:
+    if worst_c > 0:
+        return "too_high"
+    kind = spans[segment].kind if 0 <= segment < len(spans) else ""
+    return _LOW_ALARMS.get(kind, "too_low")
 
 
 def _stalls(

@@ -73,6 +73,7 @@ def test_excursion_found_with_start_end_and_worst() -> None:
     assert e.thermocouple == "tc2" and e.segment == 0
     assert e.start_ns == t[i] and e.end_ns == t[i + 10] and e.duration_s == 600
     assert e.worst_deviation_c == pytest.approx(18.0) and e.worst_ns == t[i + 4]
+    assert e.alarm == "too_high"
     assert r.thermocouples[0].max_abs_deviation_c == pytest.approx(40.0)
     # share in band: 11 outside samples, each standing for its minute, of 660 minutes
     assert r.thermocouples[1].share_in_band == pytest.approx(1 - 11 / 660)
@@ -286,3 +287,21 @@ def test_threaded_batch_keeps_order_and_results() -> None:
     assert len({r.score for r in one}) == 5  # five different firings, not one repeated
     with pytest.raises(ValueError, match="workers"):
         judge_firings(p, times, temps, start_ns=[T0] * 5, workers=0)
+
+
+def test_excursion_alarm_classes_follow_the_segment() -> None:
+    p = Programme.from_segments(
+        [
+            {"kind": "ramp", "rate_c_h": 100, "target_c": 620},
+            {"kind": "hold", "hours": 1},
+            {"kind": "cool", "rate_c_h": 100, "target_c": 320},
+        ]
+    )
+    t = minute_grid(p.duration_s / 3600)
+    tp = programme_time_s(t, T0)
+    temps = p.setpoint_c(tp)[None, :].copy()
+    for centre_h in (3.0, 6.5, 8.0):  # ramp, hold, cool: 20 minutes 20 °C low
+        i = int(centre_h * 60)
+        temps[0, i : i + 20] -= 20.0
+    alarms = [(e.segment, e.alarm) for e in judge_firing(p, t, temps, start_ns=T0).excursions]
+    assert alarms == [(0, "too_low_heating"), (1, "too_low_hold"), (2, "too_low_cooling")]
