@@ -25,6 +25,9 @@ Topics are ``spBv1.0/<group>/<type>/<edge_node>[/<device>]``. What the host keep
   duplicates, not gaps: their readings are the same points again (idempotent downstream) and the
   seq state is left alone.
 
+Edge nodes that no ``[[source.device]]`` could map (another agent's nodes on the same group) are
+ignored and counted, never dead-lettered or asked to rebirth.
+
 Optionally (``host_id``) the source acts as a Sparkplug 3.0 primary host application and
 publishes ``spBv1.0/STATE/<host_id>`` (retained, ``{"online": true, "timestamp": ms}``; the MQTT
 Will says ``false``), so edge nodes that wait for their primary host know we are there.
@@ -290,6 +293,7 @@ class SparkplugHost:
         self.nodes: dict[tuple[str, str], _Node] = {}
         self.counters: Counter[str] = Counter()
         self._enterprises = frozenset(config.enterprises)
+        self._wanted_nodes: dict[tuple[str, str], bool] = {}
 
     # Public -------------------------------------------------------------------------------
 
@@ -313,6 +317,11 @@ class SparkplugHost:
             return out
         if kind in ("NCMD", "DCMD"):
             return out  # commands to edge nodes (ours or another host's)
+        if not self._wanted(group, node_id):
+            # Another agent's edge node on the same group: not ours to decode, dead-letter or
+            # ask for rebirths.
+            self.counters["ignored"] += 1
+            return out
         try:
             payload = decode_payload(raw)
         except PayloadError as exc:
@@ -323,6 +332,18 @@ class SparkplugHost:
         handler = getattr(self, f"_{kind.lower()}")
         handler(out, group, node_id, node, device_id, payload, received_ns, dup)
         return out
+
+    def _wanted(self, group: str, node_id: str) -> bool:
+        key = (group, node_id)
+        wanted = self._wanted_nodes.get(key)
+        if wanted is None:
+            wanted = any(
+                m.group.fullmatch(group) and m.edge_node.fullmatch(node_id)
+                for m in self.config.devices
+            )
+            if len(self._wanted_nodes) < 100_000:
+                self._wanted_nodes[key] = wanted
+        return wanted
 
     def status(self) -> dict[str, object]:
         online, stale = [], []
@@ -338,6 +359,7 @@ class SparkplugHost:
             "seq_gaps": self.counters["seq_gaps"],
             "rebirths_requested": self.counters["rebirths_requested"],
             "duplicates": self.counters["duplicates"],
+            "ignored_messages": self.counters["ignored"],
         }
 
     # Message kinds ------------------------------------------------------------------------

@@ -298,6 +298,17 @@ def test_ddeath_marks_one_device_stale(config) -> None:
     assert host.status()["devices_stale"] == [ASSET]
 
 
+def test_other_agents_edge_nodes_are_ignored_not_dead_lettered(config) -> None:
+    host = SparkplugHost(config, FakeClock())
+    other = Node("yangdong-kilns")  # matches no [[source.device]] edge_node pattern
+    other.seq = 9
+    assert (
+        host.handle(*other.ddata({5: (DataType.UINT64, 1)}), 1)
+        == type(host.handle(*other.nbirth(), 1))()
+    )
+    assert host.status()["ignored_messages"] == 2 and host.status()["rebirths_requested"] == 0
+
+
 def test_bad_input_reasons(config) -> None:
     host = SparkplugHost(config, FakeClock())
     node = Node()
