@@ -96,7 +96,14 @@ def asset_conditions(
         r = latest.get(field)
         if r is None:
             continue
-        why = _broken(r, asset.max_temperature_c)
+        stale_s = (now_ns - r.source_time_ns) / 1e9
+        # The kiln reports but this thermocouple fell silent: an open circuit the source
+        # reports as Bad-with-null (OPC UA Part 4), which the agent does not store as a value.
+        why = (
+            f"no reading for {stale_s:.0f} s while the kiln reports"
+            if stale_s > silent_after_s
+            else _broken(r, asset.max_temperature_c)
+        )
         if why:
             broken.add(field)
             out.append(Condition("broken_thermocouple", field, "major", f"{field}: {why}"))

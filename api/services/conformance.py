@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from analytics.conformance import ConformanceSettings, judge_firing
+from analytics.conformance import ConformanceSettings, judge_curve, judge_firing
 from api.metadata.store import FiringRow
 from core.plant import Kiln
 from ingest.contracts import Store
@@ -105,14 +105,14 @@ def firing_report(
     store: Store, kiln: Kiln, firing: FiringRow, *, now_ns: int, tolerance_c: float
 ) -> Report:
     """The conformance report of one firing (see module docstring)."""
+    start, end = _window(firing, now_ns)
+    if kiln.kind == "tunnel":
+        return tunnel_report(store, kiln, firing, start, end, tolerance_c)
     programme, why = load_programme(kiln, firing)
     report = Report(programme.to_dict() if programme else None, tolerance_c)
     if why:
         report.problems.append(why)
-    start, end = _window(firing, now_ns)
-    energy = store.series(kiln.path, "energy_kwh", start, end)
-    if len(energy) >= 2:
-        report.energy_kwh = float(energy.values[-1] - energy.values[0])
+    report.energy_kwh = _energy(store, kiln, start, end)
     if programme is None:
         return report
     time_ns, temps, quality = thermocouple_matrix(store, kiln, start, end)
@@ -128,7 +128,19 @@ def firing_report(
         thermocouples=kiln.thermocouple_fields(),
         settings=ConformanceSettings(band_c=tolerance_c),
     )
-    d = result.to_dict()
+    _fill(report, result.to_dict(), tolerance_c)
+    return report
+
+
+def _energy(store: Store, kiln: Kiln, start: int, end: int) -> float | None:
+    energy = store.series(kiln.path, "energy_kwh", start, end)
+    if len(energy) < 2:
+        return None
+    return float(energy.values[-1] - energy.values[0])
+
+
+def _fill(report: Report, d: dict[str, Any], tolerance_c: float) -> None:
+    """Move an analytics FiringReport dict into the API's report shape."""
     report.score = d["score"]
     report.thermocouples = d.pop("thermocouples")
     report.segments = d.pop("segments")
@@ -160,6 +172,76 @@ def firing_report(
     report.events.sort(key=lambda e: e["start_ns"])
     if d.get("verdict") == "insufficient data":
         report.problems.append("too little valid data to judge this firing")
+
+
+# A tunnel kiln's "firing" is a campaign of weeks; its report covers the most recent day.
+TUNNEL_REPORT_NS = 24 * 3600 * 10**9
+
+
+def tunnel_report(
+    store: Store, kiln: Kiln, firing: FiringRow, start: int, end: int, tolerance_c: float
+) -> Report:
+    """A tunnel kiln holds a profile along its length, not a programme in time: judge each
+    zone's thermocouples against that zone's own setpoint series (``zone{z}_setpoint_c``) with
+    ``analytics.conformance.judge_curve``, then combine the zones (score = mean share in band
+    over the thermocouples; verdict conforming only if every zone conforms)."""
+    report = Report(None, tolerance_c)
+    if end - start > TUNNEL_REPORT_NS:
+        start = end - TUNNEL_REPORT_NS
+        report.problems.append("tunnel kiln campaign: the report covers the last 24 h")
+    report.energy_kwh = _energy(store, kiln, start, end)
+    settings = ConformanceSettings(band_c=tolerance_c)
+    zone_dicts = []
+    for z in range(1, kiln.zones + 1):
+        fields_ = [
+            f"zone{z}_tc{t}_temperature_c" for t in range(1, kiln.thermocouples_per_zone + 1)
+        ]
+        got = [store.series(kiln.path, f, start, end) for f in fields_]
+        sp = store.series(kiln.path, f"zone{z}_setpoint_c", start, end)
+        if not len(sp) or not any(len(g) for g in got):
+            report.problems.append(f"zone {z}: no setpoint or thermocouple data")
+            continue
+        t = np.unique(np.concatenate([g.time_ns for g in got if len(g)])).astype(np.int64)
+        temps = np.full((len(fields_), t.size), np.nan)
+        quality = np.full((len(fields_), t.size), 2, dtype=np.uint8)
+        for k, g in enumerate(got):
+            if len(g):
+                idx = np.searchsorted(t, g.time_ns)
+                temps[k, idx] = g.values.astype(np.float64)
+                quality[k, idx] = g.quality
+        # The zone setpoint holds until it changes (step interpolation, no look-ahead).
+        pos = np.searchsorted(sp.time_ns, t, side="right") - 1
+        setpoint = np.where(pos >= 0, sp.values.astype(np.float64)[np.maximum(pos, 0)], np.nan)
+        r = judge_curve(
+            t, setpoint, temps, quality, name=f"zone {z}", thermocouples=fields_, settings=settings
+        )
+        zone_dicts.append(r.to_dict())
+    if not zone_dicts:
+        return report
+    tcs = [tc for d in zone_dicts for tc in d["thermocouples"]]
+    shares = [tc["share_in_band"] for tc in tcs if tc["share_in_band"] is not None]
+    devs = [d["max_abs_deviation_c"] for d in zone_dicts if d["max_abs_deviation_c"] is not None]
+    verdicts = {d["verdict"] for d in zone_dicts}
+    combined = {
+        "programme": "",
+        "start_ns": min(d["start_ns"] for d in zone_dicts),
+        "end_ns": max(d["end_ns"] for d in zone_dicts),
+        "band_c": tolerance_c,
+        "verdict": "nonconforming"
+        if "nonconforming" in verdicts
+        else "conforming"
+        if verdicts == {"conforming"}
+        else sorted(verdicts)[0],
+        "score": sum(shares) / len(shares) if shares else None,
+        "coverage": float(np.mean([d["coverage"] or 0.0 for d in zone_dicts])),
+        "max_abs_deviation_c": max(devs) if devs else None,
+        "method": "tunnel kiln: each zone judged against its own setpoint",
+        "thermocouples": tcs,
+        "segments": [],
+        "excursions": [e for d in zone_dicts for e in d["excursions"]],
+        "stalls": [],
+    }
+    _fill(report, combined, tolerance_c)
     return report
 
 

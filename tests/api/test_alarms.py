@@ -89,3 +89,17 @@ def test_list_and_acknowledge(app, client, tokens, store, meta):
     )
     assert client.post(f"/api/v1/alarms/{dev['id']}/ack", headers=other).status_code == 404
     assert client.get("/api/v1/alarms", headers=bearer(tokens.town)).status_code == 403
+
+
+def test_thermocouple_silent_while_kiln_reports_is_broken(app, store, meta):
+    put(store, KILN, "zone4_tc2_temperature_c", [NOW_NS - 600 * S], [800.0])  # 10 min ago
+    for z in range(1, 5):
+        put(store, KILN, f"zone{z}_setpoint_c", [NOW_NS - 10 * S], [800.0])
+        for t in (1, 2):
+            if (z, t) != (4, 2):
+                put(store, KILN, f"zone{z}_tc{t}_temperature_c", [NOW_NS - 10 * S], [801.0])
+    put(store, KILN, "state", [NOW_NS - 10 * S], ["soaking"])
+    evaluate_alarms(app.state.ctx)
+    assert _active(meta) == [("broken_thermocouple", "zone4_tc2_temperature_c")]
+    (alarm,) = meta.alarms(asset=KILN, active_only=True)
+    assert "no reading for 600 s" in alarm.message

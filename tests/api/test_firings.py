@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import numpy as np
+import pytest
+
 from tests.api.conftest import NOW_NS, bearer
-from tests.api.factory import S, write_firing
+from tests.api.factory import S, put, write_firing
 
 KILN = "dalian/plant-1/firing-shop/kiln-1"
 URL = "/api/v1/kilns/" + KILN + "/firings"
@@ -98,3 +101,27 @@ def test_bad_gradings_and_unknown_firings_are_problems(client, tokens, store, pl
         ).status_code
         == 404
     )  # a press has no firings
+
+
+def test_tunnel_kiln_zones_are_judged_against_their_own_setpoints(client, tokens, store, plant):
+    tunnel = plant.asset("dalian/plant-1/firing-shop/kiln-2")  # 6 zones x 2 thermocouples
+    t = NOW_NS - 6 * 3600 * S + np.arange(0, 6 * 3600, 60) * S
+    profile = [300.0, 700.0, 1100.0, 1280.0, 900.0, 400.0]
+    for z, sp in enumerate(profile, start=1):
+        put(store, tunnel.path, f"zone{z}_setpoint_c", t[:1], [sp])
+        hot = 30.0 if z == 4 else 0.0
+        for k in (1, 2):
+            put(store, tunnel.path, f"zone{z}_tc{k}_temperature_c", t, np.full(t.size, sp + hot))
+    put(store, tunnel.path, "firing_id", t, ["kiln-2-campaign"] * t.size)
+    put(store, tunnel.path, "state", t, ["heating"] * t.size)
+    url = "/api/v1/kilns/dalian/plant-1/firing-shop/kiln-2/firings/kiln-2-campaign"
+    r = client.get(url, headers=bearer(tokens.engineer))
+    assert r.status_code == 200, r.text
+    rep = r.json()
+    assert rep["firing"]["state"] == "running"
+    assert rep["summary"]["verdict"] == "nonconforming"
+    assert rep["score"] == pytest.approx(10 / 12, abs=0.01)
+    assert {e["subject"] for e in rep["events"]} == {
+        "zone4_tc1_temperature_c",
+        "zone4_tc2_temperature_c",
+    }

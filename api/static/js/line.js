@@ -23,7 +23,8 @@ export async function render(el, p) {
     <div class="card"><h2>OEE per shift, with the six big losses (hours of planned busy time)</h2>
       <div id="oee" class="chart" style="height:380px"></div></div>
     <div class="card"><h2>State timeline (last 24 h)</h2><div id="states" class="chart"></div></div>`;
-  const now = Date.now() * 1e6;
+  // The server's clock, not the browser's: the demo runs on a simulated clock.
+  const now = (await api("health")).now_ns;
   const oee = await api("oee", { params: { scope: line, bucket: "shift", start_ns: now - 3 * 86400e9, end_ns: now } });
   const t = oee.total;
   el.querySelector("#kpis").innerHTML = [["OEE (3 days)", pct(t.oee)], ["Availability", pct(t.availability)],
