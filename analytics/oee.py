@@ -42,6 +42,7 @@ from analytics.shifts import (
     PLANNED_BUSY,
     PLANNED_DOWN,
     PlannedTime,
+    PlanSource,
     ShiftCalendar,
     planned_step,
 )
@@ -120,7 +121,7 @@ def prepare(timeline: StateTimeline, *, microstop_s: float = 120.0) -> PreparedT
     return PreparedTimeline(starts, cls, timeline.reason, timeline.end_ns, ep_start, micro, restart)
 
 
-def _plan_for(window: tuple[int, int], shifts: ShiftCalendar | None) -> PlannedTime:
+def _plan_for(window: tuple[int, int], shifts: PlanSource | None) -> PlannedTime:
     ws, we = window
     if shifts is None:
         return planned_step(ws, we, [(ws, we)], [])
@@ -348,7 +349,7 @@ def compute_oee(
     *,
     window: tuple[int, int],
     ideal_cycle_time_s: float | None,
-    shifts: ShiftCalendar | None = None,
+    shifts: PlanSource | None = None,
     microstop_s: float = 120.0,
     startup_s: float = 0.0,
     scope: str = "",
@@ -474,7 +475,7 @@ def compute_kiln_oee(
     *,
     window: tuple[int, int],
     nameplate_per_hour: float,
-    shifts: ShiftCalendar | None = None,
+    shifts: PlanSource | None = None,
     microstop_s: float = 0.0,
     as_of_ns: int | None = None,
     unit: str = "car",

@@ -28,6 +28,7 @@ import datetime as dt
 import itertools
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
@@ -107,6 +108,14 @@ class PlannedTime:
 
 
 NOT_PLANNED, PLANNED_BUSY, PLANNED_DOWN = 0, 1, 2
+
+
+class PlanSource(Protocol):
+    """What the OEE core asks of a calendar: the plan over a window. :class:`ShiftCalendar`
+    implements it; so can a plan kept elsewhere (a metadata store, a test's fixed intervals).
+    Called once per computed window; must not do I/O in the hot path (load beforehand)."""
+
+    def planned(self, start_ns: int, end_ns: int) -> PlannedTime: ...
 
 
 def planned_step(
@@ -292,4 +301,6 @@ def _pattern(t: Table) -> _ShiftPattern:
     return _ShiftPattern(name, start, length, frozenset(days), tuple(sorted(breaks)))
 
 
-__all__ = ["ConfigError", "PlannedTime", "ShiftCalendar", "ShiftInstance", "planned_step"]
+__all__ = [
+    "ConfigError", "PlanSource", "PlannedTime", "ShiftCalendar", "ShiftInstance", "planned_step",
+]  # fmt: skip
