@@ -10,7 +10,8 @@ Prints one JSON object:
   another; ``ratio_to_trivial`` = endpoint requests/s / trivial requests/s.
 * ``firing_report``: seconds to produce the conformance report of a 30 h firing, 24
   thermocouples at 10 s sampling (259 200 readings) from the embedded SQLite store, next to
-  the baseline of only reading those series from the store.
+  the baseline of only reading those series from the store; and the same from InfluxDB 1.x
+  (Debian ``influxd``, started on a free port in a temp dir) unless ``--no-influx``.
 """
 
 from __future__ import annotations
@@ -178,10 +179,10 @@ def load_bench(tmp: Path, duration_s: int, connections: int) -> dict:
         proc.wait(15)
 
 
-def report_bench(tmp: Path, hours: float, repeats: int) -> dict:
+def report_bench(store, store_name: str, hours: float, repeats: int) -> dict:
+    """Write a firing of ``hours`` (24 thermocouples, 10 s) into ``store``, time its report."""
     plant = parse_plant(BIG_KILN)
     kiln = plant.asset("bench/plant-1/firing-shop/kiln-24")
-    store = SQLiteStore(str(tmp / "firing.db"))
     start = now_ns() - int(hours * 3600 * S) - 3600 * S
     t = start + np.arange(int(hours * 3600 / 10), dtype=np.int64) * 10 * S
     from analytics.programme import Programme
@@ -213,21 +214,47 @@ def report_bench(tmp: Path, hours: float, repeats: int) -> dict:
             times.append(time.perf_counter() - t0)
         return min(times)
 
-    thermocouple_matrix(store, kiln, firing.start_ns, firing.end_ns + 1)  # warm the page cache
+    thermocouple_matrix(store, kiln, firing.start_ns, firing.end_ns + 1)  # warm caches
     read_s = best(lambda: thermocouple_matrix(store, kiln, firing.start_ns, firing.end_ns + 1))
     report = firing_report(store, kiln, firing, now_ns=now_ns(), tolerance_c=15.0)
     report_s = best(lambda: firing_report(store, kiln, firing, now_ns=now_ns(), tolerance_c=15.0))
-    store.close()
     return {
-        "store": "sqlite (embedded)",
+        "store": store_name,
         "hours": hours,
         "thermocouples": len(kiln.thermocouple_fields()),
         "readings": int(t.size * len(kiln.thermocouple_fields())),
         "read_series_s": round(read_s, 4),
         "report_s": round(report_s, 4),
+        "analytics_s": round(report_s - read_s, 4),
         "ratio_to_read": round(report_s / read_s, 3),
         "score": report.score,
     }
+
+
+def firing_reports(tmp: Path, hours: float, repeats: int, influx: bool) -> list[dict]:
+    out = []
+    store = SQLiteStore(str(tmp / "firing.db"))
+    try:
+        out.append(report_bench(store, "sqlite (embedded)", hours, repeats))
+    finally:
+        store.close()
+    if influx:
+        from ingest.stores import open_store
+        from tests.servers import InfluxDB
+
+        (tmp / "influxdb").mkdir()
+        server = InfluxDB(tmp / "influxdb")
+        server.start()
+        try:
+            server.create_database("bench")
+            store = open_store(server.store_url("bench"))
+            try:
+                out.append(report_bench(store, "influxdb 1.x (v1 HTTP API)", hours, repeats))
+            finally:
+                store.close()
+        finally:
+            server.close()
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -235,6 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="small sizes (CI smoke run)")
     p.add_argument("--duration", type=int, default=None, help="wrk seconds per endpoint")
     p.add_argument("--connections", type=int, default=32)
+    p.add_argument("--no-influx", action="store_true", help="skip the InfluxDB firing report")
     args = p.parse_args(argv)
     if not shutil.which("wrk"):
         print("bench/api_load.py: needs wrk (apt-get install wrk)", file=sys.stderr)
@@ -248,7 +276,9 @@ def main(argv: list[str] | None = None) -> int:
             "cpus": os.cpu_count(),
             "wrk": {"threads": 2, "connections": args.connections, "duration_s": duration},
             "load": load_bench(tmp, duration, args.connections),
-            "firing_report": report_bench(tmp, 3.0 if args.quick else 30.0, 1 if args.quick else 3),
+            "firing_report": firing_reports(
+                tmp, 3.0 if args.quick else 30.0, 1 if args.quick else 3, not args.no_influx
+            ),
         }
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
