@@ -82,6 +82,20 @@ class Child:
             self.proc.wait()
 
 
+def stop_all(children: list[Child]) -> None:
+    """SIGTERM every child at once (agent and simulators drain in parallel), then wait; the
+    broker last, so the agent can still take what is in flight."""
+    brokers = [c for c in children if c.name == "mosquitto"]
+    others = [c for c in children if c.name != "mosquitto"]
+    for group in (others, brokers):
+        for child in group:
+            if child.alive():
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(child.proc.pid, signal.SIGTERM)
+        for child in group:
+            child.stop()
+
+
 def start_mosquitto(data_dir: Path) -> tuple[Child, str] | None:
     """Mosquitto on a free loopback port, persistence in ``data_dir``; None if not installed."""
     binary = shutil.which("mosquitto") or (
@@ -186,8 +200,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"kilnworks demo: {exc}", file=sys.stderr)
         return 1
     finally:
-        for child in reversed(children):
-            child.stop()
+        stop_all(children)
 
 
 def _run(args: argparse.Namespace, root: Path, children: list[Child]) -> int:
@@ -297,13 +310,20 @@ async def _serve(
         flush=True,
     )
 
+    # Ctrl-C and SIGTERM end the loop below; uvicorn must not install its own handlers.
+    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
     serving = asyncio.create_task(server.serve())
     deadline = None if args.duration is None else time.monotonic() + args.duration
     last: dict[tuple[str, str], int] = {}
     last_print = time.monotonic()
     try:
-        while not serving.done():
-            await asyncio.sleep(0.5)
+        while not serving.done() and not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 0.5)
             for child in watched:
                 child.check()
             if deadline is not None and time.monotonic() >= deadline:
@@ -316,8 +336,9 @@ async def _serve(
                 )
     finally:
         server.should_exit = True
+        server.force_exit = True  # do not wait for browsers' keep-alive connections
         with contextlib.suppress(Exception):
-            await serving
+            await asyncio.wait_for(serving, 10)
         store.close()
         meta.close()
     return 0
