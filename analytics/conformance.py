@@ -479,20 +479,28 @@ def _judge(
     temps_ok = np.isfinite(y, out=ws.bool("temps_ok", (k, n)))
     if q is not None:
         temps_ok &= q <= s.max_quality
+    all_ok = bool(temps_ok.all())
+    not_ok = None if all_ok else np.logical_not(temps_ok, out=ws.bool("not_ok", (k, n)))
     valid = np.logical_and(temps_ok, np.isfinite(sp)[None, :], out=ws.bool("valid", (k, n)))
-    d = ws.float("d", (k, n))
-    d.fill(0.0)
-    np.subtract(y, sp[None, :], out=d, where=valid)
+    d = np.subtract(y, sp[None, :], out=ws.float("d", (k, n)))
+    d[~valid] = 0.0  # boolean assignment: a fast scan, writes only the few invalid samples
     n_valid = np.count_nonzero(valid, axis=1)
-    y0 = ws.float("y0", (k, n))
-    y0.fill(0.0)
-    np.copyto(y0, y, where=temps_ok)
+    if all_ok and y.dtype == np.float64:
+        y0 = y  # nothing to blank out: no copy
+    else:
+        y0 = ws.float("y0", (k, n))
+        np.copyto(y0, y)
+        if not_ok is not None:
+            y0[not_ok] = 0.0
 
     # spread across thermocouples, where at least two read
     with np.errstate(all="ignore"):
         both = np.count_nonzero(temps_ok, axis=0) >= 2
-        hi_c = np.maximum.reduce(y, axis=0, where=temps_ok, initial=-np.inf)
-        lo_c = np.minimum.reduce(y, axis=0, where=temps_ok, initial=np.inf)
+        if q is None:  # invalid == NaN (or ±inf, caught below): fmax/fmin skip NaN for free
+            hi_c, lo_c = np.fmax.reduce(y, axis=0), np.fmin.reduce(y, axis=0)
+        if q is not None or not (np.isfinite(hi_c).all() and np.isfinite(lo_c).all()):
+            hi_c = np.maximum.reduce(y, axis=0, where=temps_ok, initial=-np.inf)
+            lo_c = np.minimum.reduce(y, axis=0, where=temps_ok, initial=np.inf)
         spread = np.where(both, hi_c - lo_c, np.nan)
     spread_max, spread_max_ns, spread_mean = math.nan, None, math.nan
     if n and both.any():
@@ -508,9 +516,8 @@ def _judge(
     wsum = covered_s
     # outside the band: rare, so handled as a sparse list of (row, column)
     outside = np.greater(a, s.band_c, out=ws.bool("outside", (k, n)))  # invalid: a == 0
-    out_flat = np.flatnonzero(outside)
-    out_rows, out_cols = np.divmod(out_flat, n) if n else (out_flat, out_flat)
-    out_w = w.ravel()[out_flat]
+    out_rows, out_cols = _sparse(outside)
+    out_w = w[out_rows, out_cols]
     with np.errstate(all="ignore"):
         mean_abs = np.einsum("kn,kn->k", w, a) / wsum
         wd2 = np.einsum("kn,kn,kn->k", w, d, d)
@@ -679,6 +686,16 @@ def _span_end_ns(
     return int(starts_ns[j + 1]) if j + 1 < len(spans) else int(end_ns)
 
 
+def _sparse(flag: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Row and column of every True in ``flag`` (K, N), scanning only rows that have one."""
+    rows_with = np.nonzero(flag.any(axis=1))[0]
+    if rows_with.size == 0:
+        e = np.zeros(0, dtype=np.int64)
+        return e, e
+    r, c = np.nonzero(flag[rows_with])
+    return rows_with[r], c
+
+
 def _masked_argmax(
     y0: np.ndarray, ok: np.ndarray, lo: int, hi: int, ws: Workspace
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -812,7 +829,8 @@ def _stalls(
     """
     n = t_s.size
     win = s.stall_window_s
-    step = float(np.median(np.diff(t_s))) if n > 1 else s.stall_step_s
+    # mean sampling interval (gaps make it larger: blocks get fewer samples, never wrong)
+    step = float(t_s[-1] - t_s[0]) / (n - 1) if n > 1 else s.stall_step_s
     b = int(min(max(1, round(s.stall_step_s / step)) if step > 0 else 1, max(n // 3, 1)))
     sums = block_sums(t_h, y0, valid_f, b)
     g = sums.shape[2]

@@ -40,8 +40,8 @@ def interval_weights(
     half = np.where(dt <= max_gap_s, 0.5 * dt, 0.0)
     # half of each covered interval: ch[i] for the interval (i, i + 1)
     ch = np.empty((k, n - 1)) if tmp is None else tmp[:, : n - 1]
-    np.multiply(valid[:, 1:], half[None, :], out=ch)
-    ch *= valid[:, :-1]
+    cov = np.logical_and(valid[:, 1:], valid[:, :-1])  # bool: cheap
+    np.multiply(cov, half[None, :], out=ch)
     np.add(ch[:, :-1], ch[:, 1:], out=w[:, 1:-1])
     w[:, 0] = ch[:, 0]
     w[:, -1] = ch[:, -1]
