@@ -180,3 +180,54 @@ def car_curves(
     sp = profile.at(pos)
     actual = experienced_curve_c(zone_position_m, zone_temps_c, pos)
     return [CarCurve(int(e), pos[i], sp[i], actual[i]) for i, e in enumerate(entries)]
+
+
+# Car push rate should stay within 2 % of the set rate (ceramicindustry.com, domain.md §1).
+PUSH_RATE_TOLERANCE = 0.02
+
+
+@dataclass(frozen=True, slots=True)
+class PushRate:
+    """How steadily a tunnel kiln was pushed against its set rate."""
+
+    pushes: int
+    set_cars_per_hour: float
+    cars_per_hour: float  # achieved over the span of the pushes; NaN with fewer than 2
+    deviation: float  # cars_per_hour / set - 1
+    within_tolerance: bool
+    late_pushes: int  # intervals longer than the set interval x (1 + tolerance)
+    longest_interval_s: float
+
+    def to_dict(self) -> dict[str, object]:
+        out: dict[str, object] = {}
+        for name in self.__slots__:  # type: ignore[attr-defined]
+            v = getattr(self, name)
+            out[name] = None if isinstance(v, float) and not np.isfinite(v) else v
+        return out
+
+
+def push_rate(
+    push_ns: np.ndarray, set_cars_per_hour: float, *, tolerance: float = PUSH_RATE_TOLERANCE
+) -> PushRate:
+    """Achieved push rate and late pushes against ``set_cars_per_hour`` (one car per push)."""
+    if not set_cars_per_hour > 0:
+        raise ValueError(f"set_cars_per_hour must be > 0, got {set_cars_per_hour}")
+    pushes = np.asarray(push_ns, dtype=np.int64)
+    if pushes.size > 1 and np.any(np.diff(pushes) < 0):
+        raise ValueError("push_ns must be sorted ascending")
+    if pushes.size < 2:
+        return PushRate(int(pushes.size), set_cars_per_hour, np.nan, np.nan, False, 0, np.nan)
+    intervals_s = np.diff(pushes) / 1e9
+    span_h = (pushes[-1] - pushes[0]) / 3.6e12
+    rate = (pushes.size - 1) / span_h if span_h > 0 else np.inf
+    deviation = rate / set_cars_per_hour - 1.0
+    set_interval_s = 3600.0 / set_cars_per_hour
+    return PushRate(
+        pushes=int(pushes.size),
+        set_cars_per_hour=float(set_cars_per_hour),
+        cars_per_hour=float(rate),
+        deviation=float(deviation),
+        within_tolerance=bool(abs(deviation) <= tolerance),
+        late_pushes=int(np.count_nonzero(intervals_s > set_interval_s * (1 + tolerance))),
+        longest_interval_s=float(intervals_s.max()),
+    )

@@ -305,3 +305,22 @@ def test_excursion_alarm_classes_follow_the_segment() -> None:
         temps[0, i : i + 20] -= 20.0
     alarms = [(e.segment, e.alarm) for e in judge_firing(p, t, temps, start_ns=T0).excursions]
     assert alarms == [(0, "too_low_heating"), (1, "too_low_hold"), (2, "too_low_cooling")]
+
+
+def test_stalls_with_irregular_sampling_and_a_gap() -> None:
+    p = ramp_hold()
+    rng = np.random.default_rng(11)
+    t = T0 + np.cumsum(rng.uniform(5, 60, 3000)).astype(np.int64) * S
+    t = t[t <= T0 + 11 * 3600 * S]
+    keep = (t < T0 + 3 * 3600 * S) | (t > T0 + 4 * 3600 * S)  # an hour with no data at all
+    t = t[keep]
+    sp = p.setpoint_c(programme_time_s(t, T0))
+    temps = sp[None, :] + rng.normal(0, 0.5, (2, t.size))
+    r = judge_firing(p, t, temps, start_ns=T0)
+    assert r.stalls == ()  # the gap is not a stall: nothing is known inside it
+    assert r.coverage == pytest.approx(1 - 1 / 11, abs=0.01)
+    flat = (t > T0 + 6 * 3600 * S) & (t < T0 + 7 * 3600 * S)
+    temps[0, flat] = temps[0, flat][0]
+    stalls = judge_firing(p, t, temps, start_ns=T0).stalls
+    assert [s.thermocouple for s in stalls] == ["tc1"]
+    assert T0 + 5 * 3600 * S < stalls[0].start_ns < stalls[0].end_ns < T0 + 8 * 3600 * S

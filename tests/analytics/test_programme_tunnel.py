@@ -84,3 +84,22 @@ def test_profile_from_toml_checks_points() -> None:
     )
     with pytest.raises(ConfigError, match=r"tunnel\.toml: point: .*increase"):
         TunnelProfile.from_table(bad)
+
+
+def test_push_rate_against_the_set_rate() -> None:
+    from analytics.tunnel import push_rate
+
+    set_rate = 1.2  # cars per hour: one push every 50 minutes
+    pushes = np.arange(25, dtype=np.int64) * 50 * 60 * 1_000_000_000
+    steady = push_rate(pushes, set_rate)
+    assert steady.cars_per_hour == pytest.approx(1.2) and steady.within_tolerance
+    assert steady.late_pushes == 0 and steady.longest_interval_s == 3000
+    # one push 40 minutes late: 24 cars in 20 h 40 min = 1.161 cars/h, 3.2 % slow
+    late = pushes.copy()
+    late[12:] += 40 * 60 * 1_000_000_000
+    r = push_rate(late, set_rate)
+    assert r.cars_per_hour == pytest.approx(24 / (20 + 40 / 60))
+    assert not r.within_tolerance and r.late_pushes == 1 and r.longest_interval_s == 5400
+    assert push_rate(pushes[:1], set_rate).to_dict()["cars_per_hour"] is None
+    with pytest.raises(ValueError, match="set_cars_per_hour"):
+        push_rate(pushes, 0)
