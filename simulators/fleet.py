@@ -26,7 +26,8 @@ Constructor (all keyword-only after the scenario; a scenario is a built-in name,
   ``topic_root`` / ``sparkplug_group`` override the scenario's (isolates tests on a shared broker);
 * ``truth_dir`` ground-truth JSON Lines (see simulators/truth.py); ``seed`` makes runs repeatable;
 * ``sample_interval_s`` / ``max_publish_hz`` override the scenario's kiln sampling;
-* ``scheduled_faults`` False ignores the scenario's [[fault]] schedule.
+* ``scheduled_faults`` False ignores the scenario's [[fault]] schedule;
+* ``connect_timeout_s`` how long ``start()`` waits for MQTT before starting anyway (links retry).
 
 Kiln sampling: one sample tick every ``max(sample_interval_s, speed / max_publish_hz)``
 simulated seconds, so wall-clock load stays bounded at any speed (shangbu at ``--speed 600``:
@@ -68,7 +69,13 @@ from simulators.mqtt_presses import (
     json_cycle_payload,
     json_state_payload,
 )
-from simulators.opcua_gateway import NAMESPACE, SECURITY_MODES, GatewayKiln, KilnGateway
+from simulators.opcua_gateway import (
+    NAMESPACE,
+    SECURITY_MODES,
+    GatewayKiln,
+    KilnGateway,
+    StandardAddressSpace,
+)
 from simulators.press_model import PressEvent, PressModel
 from simulators.scenario import FAULT_KINDS, KilnSpec, PressSpec, Scenario, load_scenario
 from simulators.truth import TruthWriter
@@ -126,6 +133,7 @@ class Fleet:
         sample_interval_s: float | None = None,
         max_publish_hz: float | None = None,
         scheduled_faults: bool = True,
+        connect_timeout_s: float = 5.0,
     ) -> None:
         self.scenario = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
         sc = self.scenario
@@ -145,6 +153,7 @@ class Fleet:
         self.truth = TruthWriter(truth_dir)
         self.truth_dir = Path(truth_dir) if truth_dir else None
         self.scheduled_faults = scheduled_faults
+        self.connect_timeout_s = connect_timeout_s
         self._own_state_dir = state_dir is None
         self.state_dir = Path(state_dir or tempfile.mkdtemp(prefix="kilnworks-sim-state-"))
         interval = sample_interval_s if sample_interval_s is not None else sc.sample_interval_s
@@ -201,6 +210,7 @@ class Fleet:
         self._wake: dict[str, asyncio.Event] = {}
         self._fault_timers: dict[tuple[str, str], asyncio.Task[None]] = {}
         self._last_text: dict[str, dict[str, Any]] = {}
+        self._standard_space = StandardAddressSpace()
         self._active_params: dict[tuple[str, str], dict[str, Any]] = {}
         self._started = False
         self.counters: dict[str, int] = {
@@ -243,9 +253,11 @@ class Fleet:
                 security=self.security,
                 username=self.opcua_username,
                 password=self.opcua_password,
+                standard_space=self._standard_space,
             )
         try:
-            await asyncio.gather(*(g.start() for g in self.gateways.values()))
+            for g in self.gateways.values():  # one after another: the first builds the template
+                await g.start()
         except BaseException:
             await self.stop()
             raise
@@ -276,7 +288,7 @@ class Fleet:
                 self.edge_nodes[ent] = node
                 node.start()
         try:  # presses announce their state on connect; give the broker a moment, never block
-            await self.wait_connected(timeout_s=5.0)
+            await self.wait_connected(timeout_s=self.connect_timeout_s)
         except TimeoutError:
             log.warning(
                 "MQTT broker %s not reachable yet; presses keep retrying", self.mqtt_options.url
