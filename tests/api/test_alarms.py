@@ -103,3 +103,22 @@ def test_thermocouple_silent_while_kiln_reports_is_broken(app, store, meta):
     assert _active(meta) == [("broken_thermocouple", "zone4_tc2_temperature_c")]
     (alarm,) = meta.alarms(asset=KILN, active_only=True)
     assert "no reading for 600 s" in alarm.message
+
+
+def test_background_loop_evaluates_alarms(settings, store, meta, plant, clock):
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from tests.servers import wait_until
+
+    app = create_app(
+        settings.model_copy(update={"alarm_interval_s": 0.05}),
+        store=store,
+        meta=meta,
+        plant=plant,
+        clock=clock,
+    )
+    with TestClient(app):
+        # Nothing has reported: every asset of the plant model gets a "never reported" alarm.
+        wait_until(lambda: len(meta.alarms(active_only=True)) == 20, 20, "the alarm loop")
+    assert {a.kind for a in meta.alarms()} == {"silent"}
