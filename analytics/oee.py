@@ -128,6 +128,14 @@ def _plan_for(window: tuple[int, int], shifts: PlanSource | None) -> PlannedTime
     return shifts.planned(ws, we)
 
 
+def clip_plan(plan: PlannedTime, start_ns: int, end_ns: int) -> PlannedTime:
+    """The part of ``plan`` inside ``[start_ns, end_ns)`` (which must lie within the plan)."""
+    i0 = int(np.searchsorted(plan.edges, start_ns, side="right")) - 1
+    i1 = int(np.searchsorted(plan.edges, end_ns, side="left"))
+    edges = np.concatenate(([start_ns], plan.edges[i0 + 1 : i1], [end_ns])).astype(np.int64)
+    return PlannedTime(edges, plan.level[i0:i1].copy())
+
+
 def _check_window(window: tuple[int, int]) -> tuple[int, int]:
     try:
         ws, we = (int(window[0]), int(window[1]))
@@ -395,9 +403,10 @@ def by_shift(
     ideal = _ideal(ideal_cycle_time_s)
     prep = prepare(timeline, microstop_s=microstop_s)
     out = []
+    whole = shifts.planned(ws, we)  # expand the calendar once, clip it per shift
     for inst in shifts.instances(ws, we):  # one iteration per shift, not per event
         s, e = max(ws, inst.start_ns), min(we, inst.end_ns)
-        plan = shifts.planned(s, e)
+        plan = clip_plan(whole, s, e)
         out.append(
             _compute_prepared(prep, counts, s, e, plan, ideal, startup_s, scope, inst.period)
         )
