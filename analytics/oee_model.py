@@ -50,6 +50,11 @@ _ALIASES = {
     "run": MachineState.RUNNING,
     "producing": MachineState.RUNNING,
     "executing": MachineState.RUNNING,
+    # Kiln controllers report the firing phase; any phase of a firing is production.
+    "firing": MachineState.RUNNING,
+    "heating": MachineState.RUNNING,
+    "soaking": MachineState.RUNNING,
+    "cooling": MachineState.RUNNING,
     "waiting": MachineState.IDLE,
     "stopped": MachineState.IDLE,
     "changeover": MachineState.SETUP,

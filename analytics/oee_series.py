@@ -20,6 +20,7 @@ import numpy as np
 
 from analytics.oee_model import (
     CycleCounts,
+    KilnPushes,
     StateTimeline,
     encode_reasons,
     parse_result,
@@ -145,7 +146,43 @@ def counts_from_counters(
     return SeriesCounts(CycleCounts.from_counters(t, good, total - good), skipped)
 
 
+def pushes_from_counter(
+    time_ns: np.ndarray | Sequence[int], car_push_count: np.ndarray | Sequence[float]
+) -> tuple[KilnPushes, dict[str, int]]:
+    """Tunnel-kiln pushes from the ``car_push_count`` counter the kiln publishes.
+
+    Each increment is a car leaving the kiln; when the counter moved by n between two samples
+    the n cars are dated at the later sample. A car's id is its counter value, so gradings
+    name cars by push number. After a counter reset the ids continue above the highest value
+    seen (so two cars in one series never share an id); the first sample is the baseline.
+    NaN or negative samples are left out and counted.
+    """
+    t = np.asarray(time_ns, np.int64)
+    v = np.asarray(car_push_count, np.float64)
+    if t.shape != v.shape or t.ndim != 1:
+        raise ValueError("car_push_count series: times and values differ in length")
+    bad = ~np.isfinite(v) | (v < 0)
+    skipped = {"bad car_push_count sample": int(bad.sum())} if bad.any() else {}
+    order = np.argsort(t[~bad], kind="stable")
+    t, v = t[~bad][order], v[~bad][order].astype(np.int64)
+    if v.size < 2:
+        empty = np.zeros(0, np.int64)
+        return KilnPushes(empty, empty, np.zeros(0)), skipped
+    step = np.diff(v)
+    reset = step < 0
+    # Offset each segment after a reset by the highest id issued before it.
+    offset = np.concatenate(([0], np.cumsum(np.where(reset, v[:-1], 0))))
+    ids_end = v + offset  # id of the last car at each sample
+    made = np.where(reset, v[1:], step)
+    times = np.repeat(t[1:], made)
+    # ids: ids_end[i+1] - made[i] + 1 ... ids_end[i+1] for each sample with made > 0
+    last = np.repeat(ids_end[1:], made)
+    within = np.arange(times.size) - np.repeat(np.cumsum(made) - made, made)
+    car = last - np.repeat(made, made) + 1 + within
+    return KilnPushes(times, car, np.ones(times.size)), skipped
+
+
 __all__ = [
     "SeriesCounts", "SeriesTimeline", "counts_from_counters", "counts_from_results",
-    "timeline_from_series",
+    "pushes_from_counter", "timeline_from_series",
 ]  # fmt: skip

@@ -7,7 +7,12 @@ import pytest
 
 from analytics.oee import compute_oee
 from analytics.oee_model import MachineState
-from analytics.oee_series import counts_from_counters, counts_from_results, timeline_from_series
+from analytics.oee_series import (
+    counts_from_counters,
+    counts_from_results,
+    pushes_from_counter,
+    timeline_from_series,
+)
 
 S = 1_000_000_000
 
@@ -60,3 +65,22 @@ def test_length_mismatch_is_an_error() -> None:
         timeline_from_series(np.array([1, 2]), ["running"])
     with pytest.raises(ValueError, match="before the last state change"):
         timeline_from_series([10], ["running"], end_ns=5)
+
+
+def test_kiln_pushes_from_the_car_push_counter() -> None:
+    pushes, skipped = pushes_from_counter([0, 10, 20, 25, 30, 40], [5, 6, 8, -1, 2, 3])
+    # 5->6: car 6; 6->8: cars 7, 8; -1 left out; reset to 2: two cars since, ids go on (9, 10)
+    assert pushes.time_ns.tolist() == [10, 20, 20, 30, 30, 40]
+    assert pushes.car_id.tolist() == [6, 7, 8, 9, 10, 11]
+    assert skipped == {"bad car_push_count sample": 1}
+    empty, _ = pushes_from_counter([0], [5])
+    assert empty.time_ns.size == 0
+
+
+def test_kiln_phases_are_production() -> None:
+    phases = ["heating", "soaking", "cooling", "idle", "fault"]  # as the kiln simulator sends
+    built = timeline_from_series([0, 1, 2, 3, 4], phases)
+    assert built.timeline.state.tolist() == [
+        MachineState.RUNNING, MachineState.RUNNING, MachineState.RUNNING, MachineState.IDLE,
+        MachineState.BREAKDOWN,
+    ]  # fmt: skip
