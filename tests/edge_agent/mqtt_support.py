@@ -307,3 +307,48 @@ def write_ca_and_server_cert(directory: Path) -> tuple[Path, Path, Path]:
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     ))  # fmt: skip
     return paths
+
+
+def _agent_process(argv: list[str]) -> None:
+    """``python -m tests.edge_agent.mqtt_support BROKER_URL CLIENT_ID SPOOL_PATH``: the JSON
+    source of the docs sample into the agent's real Output and Spool, until killed. Prints
+    ``ready`` once subscribed (the kill -9 test runs this as a child process)."""
+    import sys
+
+    from prometheus_client import CollectorRegistry
+
+    from edge_agent.config import GuardConfig
+    from edge_agent.guard import Guard
+    from edge_agent.health import AgentMetrics
+    from edge_agent.runtime import AgentOutput
+    from edge_agent.sources.mqtt_json import MqttJsonSource, parse_mqtt_json_source
+    from ingest.spool import Spool
+
+    url, client_id, spool_path = argv
+    table = doc_source_table(
+        "mqtt_json",
+        {
+            "mqtt://127.0.0.1:1883": url,
+            "kilnworks-xinghai-presses-json": client_id,
+            "max_inflight = 1000": "max_inflight = 10\nmax_batch_messages = 10",
+        },
+    )
+    source = MqttJsonSource(parse_mqtt_json_source(table))
+    spool = Spool(spool_path)
+    output = AgentOutput(spool, Guard(GuardConfig(max_past_s=0)), AgentMetrics(CollectorRegistry()))
+
+    async def main() -> None:
+        task = asyncio.create_task(source.run(output))
+        while not source.session.subscribed.is_set():
+            await asyncio.sleep(0.01)
+        print("ready", flush=True)
+        await task
+
+    asyncio.run(main())
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    import sys
+
+    _agent_process(sys.argv[1:])
