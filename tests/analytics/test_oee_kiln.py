@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from analytics.oee import Gradings, KilnPushes, StateTimeline, compute_kiln_oee
 from analytics.rollup import rollup
@@ -110,3 +112,36 @@ def test_pushes_outside_planned_time_and_bad_nameplate() -> None:
     assert r.pbt_ns == 12 * H and r.quality is None
     with pytest.raises(ValueError, match="nameplate"):
         compute_kiln_oee(None, pushes(1, 1), Gradings.empty(), window=DAY, nameplate_per_hour=0)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(0, 30), st.integers(0, 50), st.integers(0, 5)), max_size=40),
+    st.integers(1, 40),
+    st.one_of(st.none(), st.integers(0, 60)),
+)
+def test_kiln_quality_matches_a_plain_reference(
+    grades: list[tuple[int, int, int]], n_cars: int, as_of_h: int | None
+) -> None:
+    """Gradings in any order, re-grades, ungraded cars, gradings for cars outside the window."""
+    cars = pushes(n_cars, 1800)  # car i pushed at i/2 h, ids 1..n
+    g = Gradings(
+        np.array([c for c, _, _ in grades], np.int64),
+        np.array([float(x) for _, x, _ in grades]),
+        np.array([float(r) for _, _, r in grades]),
+        T0 + np.arange(len(grades), dtype=np.int64) * H,  # the i-th grading at i h
+    )
+    as_of = None if as_of_h is None else T0 + as_of_h * H
+    r = compute_kiln_oee(None, cars, g, window=DAY, nameplate_per_hour=1.2, as_of_ns=as_of)
+    latest: dict[int, tuple[int, int]] = {}
+    for i, (car, good, bad) in enumerate(grades):  # later gradings replace earlier ones
+        if as_of is None or T0 + i * H <= as_of:
+            latest[car] = (good, bad)
+    pushed = set(range(1, n_cars + 1))
+    graded = {c: v for c, v in latest.items() if c in pushed and sum(v) > 0}
+    assert r.produced == n_cars and r.produced_graded == len(graded)
+    pieces = sum(a + b for a, b in graded.values())
+    if graded:
+        assert r.quality == pytest.approx(sum(a for a, _ in graded.values()) / pieces)
+    else:
+        assert r.quality is None and r.oee is None
