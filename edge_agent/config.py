@@ -110,7 +110,9 @@ class OpcUaConfig:
     history_fill: bool = True
     reconnect_min_s: float = 0.5
     reconnect_max_s: float = 30.0
-    watchdog_s: float = 1.0
+    # The keep-alive probe's period and timeout: too short and a busy edge box mistakes a slow
+    # answer for a dead server (a needless reconnect); a closed socket is noticed at once anyway.
+    watchdog_s: float = 2.0
     max_batch: int = 5000
     read_eu_range: bool = True
 
@@ -421,7 +423,7 @@ def _parse_opcua(t: Table, base_dir: Path, env: Mapping[str, str]) -> OpcUaConfi
         history_fill=t.bool("history_fill", True),
         reconnect_min_s=rmin,
         reconnect_max_s=rmax,
-        watchdog_s=t.float("watchdog_s", 1.0, min=0.05, max=60.0),
+        watchdog_s=t.float("watchdog_s", 2.0, min=0.05, max=60.0),
         max_batch=t.int("max_batch", 5000, min=1, max=1_000_000),
         read_eu_range=t.bool("read_eu_range", True),
     )
