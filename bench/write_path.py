@@ -7,7 +7,8 @@ Prints one JSON object. Measures, in the same run:
   forwarded) against the baseline of raw HTTP POSTs of line protocol encoded *before* the
   clock starts, 5000 lines per POST, into a separate database. ``ratio`` = writer rate / raw
   rate (target >= 0.70). The writer's clock runs from the first ``put`` until the spool is
-  empty and includes encoding.
+  empty and includes encoding. The forwarder keeps ``--in-flight`` writes going (default 2),
+  so the same bodies POSTed over two concurrent connections are reported too.
 * ``read_sqlite``: N points of one series from the SQLite store into NumPy arrays via
   ``SQLiteStore.series``, against a plain ``fetchall`` of the same rows (the baseline: what
   any SQLite reader pays before it even builds arrays).
@@ -27,6 +28,7 @@ import sqlite3
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -75,24 +77,34 @@ def count(influx: InfluxDB, db: str) -> int:
     return total
 
 
-def bench_raw(influx: InfluxDB, batches: list[ReadingBatch]) -> float:
-    db = influx.create_database("raw")
+def bench_raw(influx: InfluxDB, batches: list[ReadingBatch], connections: int = 1) -> float:
+    """Sequential POSTs (``connections=1``, the baseline the target refers to), or the same
+    bodies spread over concurrent connections (a fairer match for ``in_flight=2``)."""
+    db = influx.create_database(f"raw{connections}")
     bodies = [encode_batch(b).body for b in batches]  # encoded before the clock starts
     with httpx.Client(base_url=influx.http, timeout=60) as client:
-        t = time.perf_counter()
-        for body in bodies:
+
+        def post(body: bytes) -> None:
             r = client.post("/write", params={"db": db, "precision": "ns"}, content=body)
             r.raise_for_status()
+
+        t = time.perf_counter()
+        if connections == 1:
+            for body in bodies:
+                post(body)
+        else:
+            with ThreadPoolExecutor(connections) as pool:
+                list(pool.map(post, bodies))
         elapsed = time.perf_counter() - t
     assert count(influx, db) == sum(map(len, batches))
     return elapsed
 
 
-def bench_writer(influx: InfluxDB, batches: list[ReadingBatch], tmp: Path) -> float:
-    db = influx.create_database("spooled")
+def bench_writer(influx: InfluxDB, batches: list[ReadingBatch], tmp: Path, in_flight: int) -> float:
+    db = influx.create_database(f"spooled{in_flight}")
     store = open_store(influx.store_url(db))
-    with Spool(tmp / "spool.db") as spool:
-        fwd = Forwarder(spool, store, batch_size=BATCH, flush_interval_s=0.2)
+    with Spool(tmp / f"spool{in_flight}.db") as spool:
+        fwd = Forwarder(spool, store, batch_size=BATCH, flush_interval_s=0.2, in_flight=in_flight)
         fwd.start()
         t = time.perf_counter()
         for b in batches:
@@ -173,6 +185,7 @@ def bench_read_influx(influx: InfluxDB, n: int) -> dict:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="50,000 readings instead of 1,000,000")
+    p.add_argument("--in-flight", type=int, default=2, help="forwarder writes in flight (2)")
     p.add_argument("--n", type=int, help="readings to write and read (multiple of 5000)")
     args = p.parse_args(argv)
     n = args.n or (50_000 if args.quick else 1_000_000)
@@ -185,7 +198,8 @@ def main(argv: list[str] | None = None) -> int:
         influx.start()
         try:
             raw_s = bench_raw(influx, batches)
-            writer_s = bench_writer(influx, batches, tmp)
+            raw2_s = bench_raw(influx, batches, connections=2)
+            writer_s = bench_writer(influx, batches, tmp, args.in_flight)
             read_influx = bench_read_influx(influx, n)
         finally:
             influx.close()
@@ -200,6 +214,9 @@ def main(argv: list[str] | None = None) -> int:
             "spool_forwarder_s": round(writer_s, 3),
             "spool_forwarder_readings_per_s": round(n / writer_s),
             "ratio": round(raw_s / writer_s, 3),
+            "raw_http_2_connections_s": round(raw2_s, 3),
+            "ratio_vs_raw_2_connections": round(raw2_s / writer_s, 3),
+            "in_flight": args.in_flight,
             "target_ratio": 0.7,
         },
         "read_sqlite": read_sqlite,

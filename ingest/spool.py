@@ -202,10 +202,11 @@ class Spool:
 
     # -- draining (the forwarder) --------------------------------------------------------
 
-    def peek(self, max_rows: int) -> tuple[int, ReadingBatch]:
+    def peek(self, max_rows: int, after_id: int = 0) -> tuple[int, ReadingBatch]:
         """The oldest spooled readings, not removed: whole stored batches up to ``max_rows``
         readings (at least one batch, even if larger). Returns ``(upto_id, batch)``: pass
         ``upto_id`` to :meth:`ack` once the store confirmed. ``(0, empty)`` when empty.
+        ``after_id`` skips batches up to that id (the forwarder's writes already in flight).
 
         A stored batch that cannot be decoded (a damaged disk) is moved to the dead letters
         and skipped, so one bad sector cannot stop delivery.
@@ -215,7 +216,9 @@ class Spool:
             self._check_open()
             # Iterate lazily: stop reading blobs as soon as enough readings are in hand.
             taken = 0
-            for row in self._db.execute("SELECT id, readings, payload FROM batch ORDER BY id"):
+            for row in self._db.execute(
+                "SELECT id, readings, payload FROM batch WHERE id > ? ORDER BY id", (after_id,)
+            ):
                 if rows and taken + row[1] > max_rows:
                     break
                 rows.append(row)

@@ -24,12 +24,14 @@ sources and stores never retry on their own.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Protocol
 
 from core.reading import Reading, ReadingBatch
@@ -44,7 +46,7 @@ class Buffer(Protocol):
 
     def put(self, batch: ReadingBatch) -> WriteResult: ...
 
-    def peek(self, max_rows: int) -> tuple[int, ReadingBatch]: ...
+    def peek(self, max_rows: int, after_id: int = 0) -> tuple[int, ReadingBatch]: ...
 
     def ack(self, upto_id: int) -> int: ...
 
@@ -85,6 +87,7 @@ class Forwarder:
         max_backoff_s: float = 30.0,
         jitter: float = 0.2,
         max_poison_attempts: int = 5,
+        in_flight: int = 2,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] | None = None,
         rng: random.Random | None = None,
@@ -102,6 +105,7 @@ class Forwarder:
         self.max_backoff_s = max_backoff_s
         self.jitter = jitter
         self.max_poison_attempts = max_poison_attempts
+        self.in_flight = max(1, in_flight)
         self.name = name
         self._clock = clock
         self._sleep = sleep or self._interruptible_sleep
@@ -110,6 +114,8 @@ class Forwarder:
         self._flush_wanted = threading.Event()
         self._thread: threading.Thread | None = None
         self._attempt = 0  # consecutive failures of the batch at the head
+        # (upto_id, batch, write) of writes started and not yet acked, oldest first
+        self._pending: deque[tuple[int, ReadingBatch, Future[WriteResult]]] = deque()
         self._last_delivery = clock()
         self.counters = {
             "forwarded": 0, "batches": 0, "store_rejected": 0, "store_unavailable": 0,
@@ -170,47 +176,109 @@ class Forwarder:
         return self._clock() - self._last_delivery >= self.flush_interval_s
 
     def _run(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                depth = self.buffer.depth()
-                if not self._due(depth):
-                    wait = self.flush_interval_s - (self._clock() - self._last_delivery)
-                    self.buffer.wait_for(self.batch_size, max(0.001, min(wait, 1.0)))
-                    if depth == 0:
-                        # Nothing waited: the interval starts with the first reading, so a
-                        # lone reading is sent one interval after it arrived, not at once.
-                        self._last_delivery = self._clock()
-                    continue
-                self.deliver_once()
-            except Exception:
-                log.exception("%s: unexpected error; retrying", self.name)
-                self._sleep(self.initial_backoff_s)
+        # Up to ``in_flight`` writes run at once on a small pool while this thread peeks and
+        # decodes the next batch, so the store's time and ours overlap. Acks stay in order:
+        # a batch is acked only when it and every older one were confirmed.
+        pool = None
+        if self.in_flight > 1:
+            pool = ThreadPoolExecutor(self.in_flight, thread_name_prefix=f"{self.name}-write")
+        try:
+            while not self._stopping.is_set():
+                try:
+                    if not self._pending:
+                        depth = self.buffer.depth()
+                        if not self._due(depth):
+                            wait = self.flush_interval_s - (self._clock() - self._last_delivery)
+                            self.buffer.wait_for(self.batch_size, max(0.001, min(wait, 1.0)))
+                            if depth == 0:
+                                # The interval starts with the first reading, so a lone
+                                # reading is sent one interval after it arrived.
+                                self._last_delivery = self._clock()
+                            continue
+                    self._dispatch(pool)
+                    if self._pending:
+                        self._complete_oldest()
+                except Exception:
+                    log.exception("%s: unexpected error; retrying", self.name)
+                    self._abandon_pending()
+                    self._sleep(self.initial_backoff_s)
+            while self._pending:  # stopping: settle what is in flight (ack what succeeded)
+                self._complete_oldest(retry=False)
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True)
         log.debug("%s stopped", self.name)
 
+    def _dispatch(self, pool: ThreadPoolExecutor | None) -> None:
+        """Start writes of the next batches, up to ``in_flight`` at once."""
+        while len(self._pending) < self.in_flight:
+            in_flight = sum(len(p[1]) for p in self._pending)
+            if self._pending and not self._due(self.buffer.depth() - in_flight):
+                return
+            after = self._pending[-1][0] if self._pending else 0
+            upto, batch = self.buffer.peek(self.batch_size, after_id=after)
+            if len(batch) == 0:
+                return
+            future: Future[WriteResult] = Future()
+            if pool is None:
+                try:
+                    future.set_result(self.store.write(batch))
+                except Exception as exc:
+                    future.set_exception(exc)
+            else:
+                future = pool.submit(self.store.write, batch)
+            self._pending.append((upto, batch, future))
+
+    def _complete_oldest(self, retry: bool = True) -> None:
+        upto, batch, future = self._pending[0]
+        try:
+            result = future.result()
+        except Exception as exc:
+            # Later writes may have succeeded; they are re-sent after the retry (harmless:
+            # writes are idempotent) because acks must stay in order.
+            self._abandon_pending()
+            if retry:
+                self._write_failed(exc, upto, batch)
+            return
+        self._pending.popleft()
+        self._delivered(upto, batch, result)
+
+    def _abandon_pending(self) -> None:
+        for _, _, future in self._pending:
+            with contextlib.suppress(Exception):
+                future.result()
+        self._pending.clear()
+
     def deliver_once(self) -> int:
-        """Write the oldest batch to the store once; ack it if the store confirmed.
-        Returns readings delivered (0 after a failed attempt, which schedules a backoff).
-        Called by the thread; tests may call it directly on a forwarder that is not started."""
+        """Write the oldest batch to the store once (synchronously); ack it if the store
+        confirmed. Returns readings delivered (0 after a failed attempt, which sleeps a
+        backoff). For tests and tools, on a forwarder whose thread is not started."""
         upto, batch = self.buffer.peek(self.batch_size)
         if len(batch) == 0:
             self._flush_wanted.clear()
             return 0
         try:
             result = self.store.write(batch)
-        except StoreUnavailable as exc:
+        except Exception as exc:
+            self._write_failed(exc, upto, batch)
+            return 0
+        return self._delivered(upto, batch, result)
+
+    def _write_failed(self, exc: Exception, upto: int, batch: ReadingBatch) -> None:
+        if isinstance(exc, StoreUnavailable):
             self.counters["store_unavailable"] += 1
             self._failed(f"store unavailable: {exc}", len(batch))
-            return 0
-        except Exception as exc:
-            self.counters["store_errors"] += 1
-            log.exception("%s: store.write raised on %d readings", self.name, len(batch))
-            if self._attempt + 1 >= self.max_poison_attempts:
-                self._dead_letter_batch(batch, f"{type(exc).__name__}: {exc}")
-                self.buffer.ack(upto)
-                self._attempt = 0
-                return 0
-            self._failed(f"store error: {type(exc).__name__}: {exc}", len(batch))
-            return 0
+            return
+        self.counters["store_errors"] += 1
+        log.error("%s: store.write raised on %d readings", self.name, len(batch), exc_info=exc)
+        if self._attempt + 1 >= self.max_poison_attempts:
+            self._dead_letter_batch(batch, f"{type(exc).__name__}: {exc}")
+            self.buffer.ack(upto)
+            self._attempt = 0
+            return
+        self._failed(f"store error: {type(exc).__name__}: {exc}", len(batch))
+
+    def _delivered(self, upto: int, batch: ReadingBatch, result: WriteResult) -> int:
         for item in result.rejected:
             self.buffer.dead_letter(
                 self.name, item.reason, "refused by the store", None, item.reading
@@ -290,10 +358,12 @@ class MemoryBuffer:
             self._changed.notify_all()
         return WriteResult(written=len(good), rejected=list(rejected))
 
-    def peek(self, max_rows: int) -> tuple[int, ReadingBatch]:
+    def peek(self, max_rows: int, after_id: int = 0) -> tuple[int, ReadingBatch]:
         with self._changed:
             taken, upto, batches = 0, 0, []
             for item_id, batch in self._items:
+                if item_id <= after_id:
+                    continue
                 if batches and taken + len(batch) > max_rows:
                     break
                 batches.append(batch)
