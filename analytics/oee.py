@@ -298,6 +298,13 @@ def _ideal(ideal_cycle_time_s: float | None) -> float | None:
     return value
 
 
+def _startup(startup_s: float) -> float:
+    value = float(startup_s)
+    if not np.isfinite(value) or value < 0:
+        raise ValueError(f"startup_s: expected seconds >= 0, got {startup_s!r}")
+    return value
+
+
 def _compute_prepared(
     prep: PreparedTimeline,
     counts: CycleCounts,
@@ -376,6 +383,7 @@ def compute_oee(
     """
     ws, we = _check_window(window)
     ideal = _ideal(ideal_cycle_time_s)
+    startup_s = _startup(startup_s)
     prep = prepare(timeline, microstop_s=microstop_s)
     return _compute_prepared(
         prep, counts, ws, we, _plan_for((ws, we), shifts), ideal, startup_s, scope, period
@@ -401,6 +409,7 @@ def by_shift(
     """
     ws, we = _check_window(window)
     ideal = _ideal(ideal_cycle_time_s)
+    startup_s = _startup(startup_s)
     prep = prepare(timeline, microstop_s=microstop_s)
     out = []
     whole = shifts.planned(ws, we)  # expand the calendar once, clip it per shift

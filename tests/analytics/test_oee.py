@@ -247,6 +247,8 @@ def test_bad_input_is_a_clear_error() -> None:
         compute_oee(timeline, counts, window=(DAY + 1, DAY), ideal_cycle_time_s=1.0)
     with pytest.raises(ValueError, match="ideal cycle time"):
         compute_oee(timeline, counts, window=(DAY, DAY + 1), ideal_cycle_time_s=0.0)
+    with pytest.raises(ValueError, match="startup_s"):
+        compute_oee(timeline, counts, window=(DAY, DAY + 1), ideal_cycle_time_s=1, startup_s=-5)
     with pytest.raises(ValueError, match="microstop_s"):
         compute_oee(timeline, counts, window=(DAY, DAY + 1), ideal_cycle_time_s=1, microstop_s=-1)
 
