@@ -38,9 +38,11 @@ class SimClock:
         self.speed = float(speed)
         self._monotonic = monotonic
         self._wall0: float | None = None
+        self.wall_start_ns: int | None = None  # wall-clock UTC ns when start_time_ns was pinned
 
     def start(self) -> None:
         self._wall0 = self._monotonic()
+        self.wall_start_ns = time.time_ns()
 
     @property
     def started(self) -> bool:

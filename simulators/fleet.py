@@ -392,6 +392,8 @@ class Fleet:
                 "start_time_ns": self.clock.start_time_ns,
                 "speed": self.clock.speed,
                 "sample_interval_s": self.sample_interval_s,
+                # sim now = start_time_ns + (wall now - wall_start_ns) * speed
+                "wall_start_ns": self.clock.wall_start_ns,
             },
             "opcua": opcua,
             "mqtt": {

@@ -367,7 +367,15 @@ class SparkplugEdgeNode:
         )
         if not self.link.publish(spb.topic(self.group, "NBIRTH", self.edge_node), nbirth):
             return
-        for dev in self.devices:
+        for dev, press in self.devices.items():
+            # a device born before its first event still reports what it knows: state, counts
+            current = {
+                "state": press.state,
+                "state_reason": press.reason,
+                "count_total": press.count_total,
+                "count_good": press.count_good,
+            }
+            self.last_values[dev] = self.last_values[dev] | current
             metrics = [
                 (name, self.aliases[dev][name], dtype, self.last_values[dev].get(name), now)
                 for name, dtype in PRESS_METRICS
