@@ -170,8 +170,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--shifts", type=Path, help="shift calendar TOML (default: planned 24/7)")
     p.add_argument("--ideal-cycle-s", type=float, help="ideal cycle time per piece, seconds")
     p.add_argument(
-        "--microstop-s", type=float, default=120.0, help="stops shorter than this are minor "
-        "stops: a performance loss, not availability (default 120)",
+        "--microstop-s", type=float, default=300.0, help="stops shorter than this are minor "
+        "stops: a performance loss, not availability (default 300)",
     )  # fmt: skip
     p.add_argument(
         "--startup-s", type=float, default=0.0,

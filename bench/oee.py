@@ -136,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     timeline, counts = make_data(changes, cycles)
     window = (int(timeline.start_ns[0]), int(timeline.end_ns))
     calendar = ShiftCalendar.parse(SHIFTS)
-    kw = dict(ideal_cycle_time_s=27.0, microstop_s=120.0)
+    kw = dict(ideal_cycle_time_s=27.0, microstop_s=300.0)
 
     t_vec, r = best_of(lambda: compute_oee(timeline, counts, window=window, **kw), args.repeat)
     t_cal, rc = best_of(
@@ -159,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     ct = counts.time_ns[keep][:c_sub].tolist()
     cg, cr = counts.good[keep][:c_sub].tolist(), counts.reject[keep][:c_sub].tolist()
     t_ref_sub, (ref_oee, ref_reasons, _) = best_of(
-        lambda: reference_oee(st, ss, sr, end_sub, ct, cg, cr, 27.0, 120 * S), args.repeat
+        lambda: reference_oee(st, ss, sr, end_sub, ct, cg, cr, 27.0, 300 * S), args.repeat
     )
     sub_tl = StateTimeline(timeline.start_ns[:n_sub], timeline.state[:n_sub],
                            timeline.reason[:n_sub], end_sub)  # fmt: skip
