@@ -114,7 +114,7 @@ async def test_agent_delivers_into_the_store_and_reports_health(tmp_path):
             in metrics
         )
         assert (
-            'kilnworks_agent_dead_letters_total{reason="clock_skew_future",source="xinghai-kilns"} 1.0'
+            'kilnworks_agent_dead_letters_total{reason="clock_skew_future",source="xinghai-kilns"} 1.0'  # noqa: E501
             in metrics
         )
         assert 'kilnworks_agent_source_connected{source="xinghai-kilns"} 1.0' in metrics
