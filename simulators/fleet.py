@@ -47,7 +47,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import math
 import socket
 import tempfile
 import time
@@ -441,10 +440,11 @@ class Fleet:
             return
         last = self._last_text.setdefault(asset, {})
         for field, s in samples.items():
-            if not isinstance(s.value, float) or s.quality == "bad":
-                if last.get(field) == (s.value, s.quality):
-                    continue  # unchanged non-analog values are not re-sent on the wire
-                last[field] = (s.value, s.quality)
+            key = (s.value, s.quality)
+            changed = last.get(field) != key
+            last[field] = key
+            if not changed and (not isinstance(s.value, float) or s.quality == "bad"):
+                continue  # unchanged strings, counters and Bad values are not re-written
             rec: dict[str, Any] = {
                 "t_ns": t_ns,
                 "kind": "sample",
@@ -453,6 +453,9 @@ class Fleet:
                 "quality": s.quality,
                 "true_value": s.true_value,
                 "live": live,
+                # False: written again with the same value and status, which a subscription
+                # with the default DataChangeFilter (StatusValue) does not report
+                "changed": changed,
             }
             if s.setpoint is not None:
                 rec["setpoint"] = s.setpoint
@@ -823,7 +826,3 @@ class Fleet:
                 )
         except Exception:
             log.exception("scheduled fault %s on %s failed", fault, target)
-
-
-def nan_safe(x: float) -> float | None:
-    return None if isinstance(x, float) and math.isnan(x) else x

@@ -6,7 +6,8 @@ File ``<dir>/<enterprise>__<site>__<line>__<asset>.jsonl``; each line is a JSON 
 * ``sample``: a published value - ``field``, ``value`` (as published, NaN written as null with
   ``"nan": true``), ``quality`` (good|bad), ``true_value`` (before noise and faults), ``setpoint``
   (temperatures), ``live`` (false when the OPC UA server was down: the value went only to the
-  server's history, for HistoryRead);
+  server's history, for HistoryRead), ``changed`` (false for a value written again unchanged,
+  which a subscription with the default filter does not report);
 * ``cycle``: a press cycle as published (``delivered`` false while the MQTT link was down), or a
   tunnel kiln car push (``event: car_push``);
 * ``state``: a state change with its reason;
