@@ -143,6 +143,20 @@ class SQLiteStore:
             out.append(sid)
         return out
 
+    def _lookup_series(self, asset: str, field: str) -> int | None:
+        """A series another process (the agent writing the same file) created after this store
+        was opened: the id cache only knows the series seen at open or written here."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT id, has_text FROM series WHERE asset = ? AND field = ?", (asset, field)
+            ).fetchone()
+            if row is None:
+                return None
+            self._series_ids[(asset, field)] = int(row[0])
+            if row[1]:
+                self._text_series.add(int(row[0]))
+        return int(row[0])
+
     def _reload_series_ids(self) -> None:
         self._series_ids = {
             (a, f): sid for sid, a, f in self._db.execute("SELECT id, asset, field FROM series")
@@ -169,6 +183,8 @@ class SQLiteStore:
 
     def _raw_series(self, asset: str, field: str, start_ns: int, end_ns: int) -> Series:
         sid = self._series_ids.get((asset, field))
+        if sid is None and start_ns < end_ns:
+            sid = self._lookup_series(asset, field)
         if sid is None or start_ns >= end_ns:
             return Series(np.empty(0, np.int64), np.empty(0, np.float64), np.empty(0, np.uint8))
         sql = (

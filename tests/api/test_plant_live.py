@@ -96,3 +96,28 @@ def test_store_down_is_503_problem(app, client, tokens, store, monkeypatch):
     r = client.get(f"/api/v1/assets/{KILN}/latest", headers=bearer(tokens.engineer))
     assert r.status_code == 503 and r.headers["retry-after"] == "5"
     assert r.headers["content-type"] == "application/problem+json"
+
+
+def test_series_written_by_another_process_after_start_are_seen(
+    tmp_path, meta, plant, clock, tokens
+):
+    """The agent and the API share the embedded store file: series the agent creates after the
+    API opened the file must show (they did not, before the store looked them up on a miss)."""
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from api.settings import Settings
+    from ingest.store_sqlite import SQLiteStore
+
+    api_store = SQLiteStore(str(tmp_path / "telemetry.db"))
+    agent_store = SQLiteStore(str(tmp_path / "telemetry.db"))
+    app = create_app(
+        Settings(alarm_interval_s=0), store=api_store, meta=meta, plant=plant, clock=clock
+    )
+    with TestClient(app) as c:
+        put(agent_store, KILN, "firing_id", [NOW_NS - 3600 * S], ["F-LATE"])
+        put(agent_store, KILN, "state", [NOW_NS - 3600 * S], ["heating"])
+        r = c.get(f"/api/v1/kilns/{KILN}/firings", headers=bearer(tokens.engineer)).json()
+        assert [f["firing_id"] for f in r] == ["F-LATE"]
+    agent_store.close()
+    api_store.close()
