@@ -21,8 +21,15 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
 
-from analytics.oee import by_day, by_shift, compute_oee
-from analytics.oee_model import CycleCounts, StateTimeline, parse_result, state_code
+from analytics.oee import by_day, by_shift, compute_kiln_oee, compute_oee
+from analytics.oee_model import (
+    CycleCounts,
+    Gradings,
+    KilnPushes,
+    StateTimeline,
+    parse_result,
+    state_code,
+)
 from analytics.oee_result import NS_PER_S, RATIOS, OeeResult
 from analytics.shifts import ShiftCalendar
 from core.config import ConfigError
@@ -36,6 +43,10 @@ CSV formats (a header row is required; columns in any order; '#' lines are comme
   counts.csv   time,good,reject          quantities made at that time (events or deltas)
           or   time,result               one cycle per row: good/ok or reject/ng
           or   time,good_total,reject_total   monotonic PLC counters (resets handled)
+  pushes.csv   time,car[,quantity]       tunnel kiln: a car left the kiln (quantity: 1 car,
+                                         or tonnes with --unit t)
+  gradings.csv car,good,reject[,time]    pieces graded first-quality / rejected per car; the
+                                         latest grading of a car (by time) counts
   time         ISO 8601 (2026-11-25T08:00:00+08:00; without an offset it is local time
                in --timezone, default the calendar's or UTC) or integer ns since 1970 UTC
 """
@@ -158,6 +169,53 @@ def read_counts(path: Path, tz: dt.tzinfo, problems: _Problems) -> CycleCounts:
     return CycleCounts(t_arr[order], g_arr, r_arr)
 
 
+def read_pushes(path: Path, tz: dt.tzinfo, problems: _Problems) -> KilnPushes:
+    """Parse pushes.csv (``time,car[,quantity]``); rows sorted by time."""
+    _, rows = _rows(path, [("time", "car")])
+    times, cars, qty = [], [], []
+    for line, row in rows:
+        try:
+            t = _parse_time(row.get("time") or "", tz)
+            car = int((row.get("car") or "").strip())
+            q = float(row.get("quantity") or 1.0)
+            if not np.isfinite(q) or q < 0:
+                raise ValueError(f"expected a quantity >= 0, got {q}")
+        except ValueError as exc:
+            problems.add(path.name, line, str(exc))
+            continue
+        times.append(t)
+        cars.append(car)
+        qty.append(q)
+    t_arr = np.array(times, np.int64)
+    order = np.argsort(t_arr, kind="stable")
+    return KilnPushes(t_arr[order], np.array(cars, np.int64)[order], np.array(qty)[order])
+
+
+def read_gradings(path: Path, tz: dt.tzinfo, problems: _Problems) -> Gradings:
+    """Parse gradings.csv (``car,good,reject[,time]``); without a time a grading counts as
+    known from the start (``--as-of`` then has nothing to hide)."""
+    _, rows = _rows(path, [("car", "good", "reject")])
+    cars, good, reject, at = [], [], [], []
+    for line, row in rows:
+        try:
+            car = int((row.get("car") or "").strip())
+            g, r = float(row.get("good") or "nan"), float(row.get("reject") or 0)
+            if not (np.isfinite(g) and np.isfinite(r)) or g < 0 or r < 0:
+                raise ValueError(f"expected piece counts >= 0, got good={g}, reject={r}")
+            when = (row.get("time") or "").strip()
+            t = _parse_time(when, tz) if when else np.iinfo(np.int64).min
+        except ValueError as exc:
+            problems.add(path.name, line, str(exc))
+            continue
+        cars.append(car)
+        good.append(g)
+        reject.append(r)
+        at.append(t)
+    return Gradings(
+        np.array(cars, np.int64), np.array(good), np.array(reject), np.array(at, np.int64)
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="kilnworks report oee",
@@ -165,8 +223,13 @@ def _parser() -> argparse.ArgumentParser:
         epilog=FORMATS,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--states", required=True, type=Path, help="states.csv (time,state[,reason])")
-    p.add_argument("--counts", required=True, type=Path, help="counts.csv (see below)")
+    p.add_argument("--states", type=Path, help="states.csv (time,state[,reason])")
+    p.add_argument("--counts", type=Path, help="counts.csv (see below); presses")
+    p.add_argument("--pushes", type=Path, help="pushes.csv: tunnel-kiln OEE instead of a press")
+    p.add_argument("--gradings", type=Path, help="gradings.csv for --pushes (quality)")
+    p.add_argument("--nameplate-per-h", type=float, help="kiln nameplate, cars (or t) per hour")
+    p.add_argument("--unit", default="car", choices=("car", "t"), help="what --pushes counts")
+    p.add_argument("--as-of", help="kiln: use only gradings known at this time")
     p.add_argument("--shifts", type=Path, help="shift calendar TOML (default: planned 24/7)")
     p.add_argument("--ideal-cycle-s", type=float, help="ideal cycle time per piece, seconds")
     p.add_argument(
@@ -199,6 +262,10 @@ def _fmt_ns(ns: int, tz: dt.tzinfo) -> str:
     return moment.astimezone(tz).strftime("%Y-%m-%d %H:%M")
 
 
+def _units(unit: str, n: float) -> str:
+    return unit if unit in ("t", "mixed") or n == 1 else unit + "s"
+
+
 def render_text(
     result: OeeResult, parts: list[OeeResult], tz: dt.tzinfo, reason_names: dict[int, str]
 ) -> str:
@@ -212,8 +279,13 @@ def render_text(
         f"  availability {_pct(r.availability)}   run {_minutes(r.apt_ns).strip()} min of "
         f"planned busy {_minutes(r.pbt_ns).strip()} min",
         f"  performance  {_pct(r.performance)}   ideal {r.ideal_produced_s / 60:.1f} min for "
-        f"{r.produced:g} {r.unit}s",
-        f"  quality      {_pct(r.quality)}   {r.good:g} good, {r.rejected:g} rejected",
+        f"{r.produced:g} {_units(r.unit, r.produced)}",
+        f"  quality      {_pct(r.quality)}   {r.good:g} good, {r.rejected:g} rejected"
+        + (
+            f" ({r.produced_graded:g} of {r.produced:g} graded)"
+            if r.produced_graded < r.produced
+            else ""
+        ),
         f"  OEE          {_pct(r.oee)}",
         f"  TEEP         {_pct(r.teep)}   utilisation {_pct(r.utilisation).strip()}",
     ]
@@ -252,6 +324,70 @@ def render_text(
     return "\n".join(out)
 
 
+def _window(args: argparse.Namespace, tz: dt.tzinfo, first: int, last: int) -> tuple[int, int]:
+    try:
+        start = _parse_time(args.start, tz) if args.start else first
+        end = _parse_time(args.end, tz) if args.end else last
+    except ValueError as exc:
+        raise InputError(f"--from/--to: {exc}") from None
+    return start, end
+
+
+def _press(
+    args: argparse.Namespace, tz: dt.tzinfo, calendar: ShiftCalendar | None, problems: _Problems
+) -> tuple[OeeResult, list[OeeResult], dict[int, str]]:
+    if args.states is None or args.counts is None:
+        raise InputError("--states and --counts are required (or --pushes for a tunnel kiln)")
+    timeline, reason_names = read_states(args.states, tz, problems)
+    counts = read_counts(args.counts, tz, problems)
+    last = [int(timeline.start_ns[-1])]
+    if counts.time_ns.size:
+        last.append(int(counts.time_ns[-1]) + 1)  # include the last count
+    window = _window(args, tz, int(timeline.start_ns[0]), max(last))
+    if args.by and calendar is None:
+        raise InputError("--by needs --shifts (a calendar defines shifts and days)")
+    common = dict(ideal_cycle_time_s=args.ideal_cycle_s, microstop_s=args.microstop_s,
+                  startup_s=args.startup_s, scope=args.asset)  # fmt: skip
+    result = compute_oee(timeline, counts, window=window, shifts=calendar, **common)
+    parts: list[OeeResult] = []
+    if args.by == "shift":
+        parts = by_shift(timeline, counts, window=window, shifts=calendar, **common)
+    elif args.by == "day":
+        parts = by_day(timeline, counts, window=window, shifts=calendar, **common)
+    return result, parts, reason_names
+
+
+def _kiln(
+    args: argparse.Namespace, tz: dt.tzinfo, calendar: ShiftCalendar | None, problems: _Problems
+) -> tuple[OeeResult, list[OeeResult], dict[int, str]]:
+    if args.nameplate_per_h is None:
+        raise InputError("--pushes needs --nameplate-per-h (cars or tonnes per hour)")
+    if args.counts or args.by:
+        raise InputError("--counts and --by are for presses, not with --pushes")
+    pushes = read_pushes(args.pushes, tz, problems)
+    gradings = read_gradings(args.gradings, tz, problems) if args.gradings else Gradings.empty()
+    timeline, reason_names = (None, {})
+    if args.states:
+        timeline, reason_names = read_states(args.states, tz, problems)
+    firsts = [int(pushes.time_ns[0])] if pushes.time_ns.size else []
+    lasts = [int(pushes.time_ns[-1]) + 1] if pushes.time_ns.size else []
+    if timeline is not None:
+        firsts.append(int(timeline.start_ns[0]))
+        lasts.append(int(timeline.start_ns[-1]))
+    if not firsts and not (args.start and args.end):
+        raise InputError(f"{args.pushes}: no valid push rows (give --from and --to)")
+    window = _window(args, tz, min(firsts or [0]), max(lasts or [0]))
+    try:
+        as_of = _parse_time(args.as_of, tz) if args.as_of else None
+    except ValueError as exc:
+        raise InputError(f"--as-of: {exc}") from None
+    result = compute_kiln_oee(
+        timeline, pushes, gradings, window=window, nameplate_per_hour=args.nameplate_per_h,
+        shifts=calendar, microstop_s=0.0, as_of_ns=as_of, unit=args.unit, scope=args.asset,
+    )  # fmt: skip
+    return result, [], reason_names
+
+
 def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None) -> int:
     """Run ``report oee``; see the module docstring for exit statuses."""
     args_in = list(sys.argv[1:] if argv is None else argv)
@@ -267,26 +403,10 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None) -> 
             tz: dt.tzinfo = ZoneInfo(tz_name) if tz_name else (calendar.tz if calendar else dt.UTC)
         except (ZoneInfoNotFoundError, ValueError):
             raise InputError(f"--timezone: unknown timezone {tz_name!r}") from None
-        timeline, reason_names = read_states(args.states, tz, problems)
-        counts = read_counts(args.counts, tz, problems)
-        try:
-            start = _parse_time(args.start, tz) if args.start else int(timeline.start_ns[0])
-            last = [int(timeline.start_ns[-1])]
-            if counts.time_ns.size:
-                last.append(int(counts.time_ns[-1]) + 1)  # include the last count
-            end = _parse_time(args.end, tz) if args.end else max(last)
-        except ValueError as exc:
-            raise InputError(f"--from/--to: {exc}") from None
-        if args.by and calendar is None:
-            raise InputError("--by needs --shifts (a calendar defines shifts and days)")
-        common = dict(ideal_cycle_time_s=args.ideal_cycle_s, microstop_s=args.microstop_s,
-                      startup_s=args.startup_s, scope=args.asset)  # fmt: skip
-        result = compute_oee(timeline, counts, window=(start, end), shifts=calendar, **common)
-        parts: list[OeeResult] = []
-        if args.by == "shift":
-            parts = by_shift(timeline, counts, window=(start, end), shifts=calendar, **common)
-        elif args.by == "day":
-            parts = by_day(timeline, counts, window=(start, end), shifts=calendar, **common)
+        if args.pushes:
+            result, parts, reason_names = _kiln(args, tz, calendar, problems)
+        else:
+            result, parts, reason_names = _press(args, tz, calendar, problems)
     except (InputError, ConfigError, ValueError) as exc:
         print(f"kilnworks report oee: {exc}", file=sys.stderr)
         return 2
@@ -306,7 +426,10 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None) -> 
     return 0
 
 
-__all__ = ["FORMATS", "RATIOS", "main", "read_counts", "read_states", "render_text"]
+__all__ = [
+    "FORMATS", "RATIOS", "main", "read_counts", "read_gradings", "read_pushes", "read_states",
+    "render_text",
+]  # fmt: skip
 
 
 if __name__ == "__main__":

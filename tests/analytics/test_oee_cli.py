@@ -122,3 +122,34 @@ def test_help_documents_the_csv_formats(capsys) -> None:
     assert done.value.code == 0
     out = capsys.readouterr().out
     assert "time,state[,reason]" in out and "time,good,reject" in out and "time,result" in out
+
+
+KILN = [
+    "--pushes", str(EXAMPLES / "kiln_pushes.csv"),
+    "--gradings", str(EXAMPLES / "kiln_gradings.csv"),
+    "--nameplate-per-h", "1.2", "--timezone", "Asia/Shanghai",
+    "--from", "2026-11-25T00:00", "--to", "2026-11-26T00:00", "--json",
+]  # fmt: skip
+
+
+def test_tunnel_kiln_example_before_and_after_the_gradings_arrive() -> None:
+    code, text = run([*KILN, "--as-of", "2026-11-26T10:00"])
+    early = json.loads(text)
+    assert code == 0
+    # 24 cars against 1.2 cars/h for 24 h
+    assert early["ratios"]["performance"] == pytest.approx(24 / 28.8)
+    assert early["ratios"]["graded_share"] == 0.5
+    assert early["ratios"]["quality"] == pytest.approx(0.96)  # car 105's re-count not yet in
+    assert "provisional" in early["notes"][0]
+    code, text = run(KILN)
+    final = json.loads(text)
+    assert final["ratios"]["quality"] == pytest.approx((11 * 96 + 90 + 12 * 98) / 2400)
+    assert final["ratios"]["oee"] == pytest.approx(24 / 28.8 * final["ratios"]["quality"])
+    assert final["notes"] == []
+
+
+def test_kiln_mode_needs_a_nameplate(capsys) -> None:
+    code, _ = run(["--pushes", str(EXAMPLES / "kiln_pushes.csv")])
+    assert code == 2 and "--nameplate-per-h" in capsys.readouterr().err
+    code, _ = run(["--counts", str(EXAMPLES / "counts.csv")])
+    assert code == 2 and "--states and --counts are required" in capsys.readouterr().err
