@@ -42,27 +42,61 @@ def ref_setpoint(programme: Programme, t_s: float) -> float:
     return math.nan
 
 
+def ref_slope(ts: list[float], ys: list[float]) -> float:
+    """Least-squares slope, written out."""
+    n = len(ts)
+    if n < 3:
+        return math.nan
+    mt = sum(ts) / n
+    my = sum(ys) / n
+    sxx = sum((t - mt) ** 2 for t in ts)
+    if sxx <= 1e-12 * max(sum(t * t for t in ts), 1e-300):
+        return math.nan
+    return sum((t - mt) * (y - my) for t, y in zip(ts, ys, strict=True)) / sxx
+
+
+def ref_weights(t: list[float], ok: list[bool], max_gap_s: float) -> list[float]:
+    weight = [0.0] * len(t)
+    for i in range(len(t) - 1):
+        dt = t[i + 1] - t[i]
+        if ok[i] and ok[i + 1] and dt <= max_gap_s:
+            weight[i] += dt / 2
+            weight[i + 1] += dt / 2
+    return weight
+
+
 def reference(programme, t_ns, temps, cfg):
+    """Every metric of the report, one sample at a time (also timed by the benchmark)."""
     n = len(t_ns)
     t = [(int(x) - T0) / S for x in t_ns]
+    spans = programme.spans
+    # segment of each sample: (start, end], the first segment also owns t == 0
+    seg_of = []
+    for ti in t:
+        j = -1
+        for span in spans:
+            if (span.start_s < ti or (span.index == 0 and ti >= 0)) and ti <= span.end_s:
+                j = span.index
+                break
+        seg_of.append(j)
     out = []
     for row in temps:
-        dev, ok = [], []
+        dev, ok, temp_ok = [], [], []
         for i in range(n):
             sp = ref_setpoint(programme, t[i])
             d = row[i] - sp
             ok.append(not math.isnan(d))
+            temp_ok.append(not math.isnan(row[i]))
             dev.append(d if not math.isnan(d) else 0.0)
-        weight = [0.0] * n
-        covered = 0.0
-        for i in range(n - 1):
-            dt = t[i + 1] - t[i]
-            if ok[i] and ok[i + 1] and dt <= cfg.max_gap_s:
-                weight[i] += dt / 2
-                weight[i + 1] += dt / 2
-                covered += dt
+        weight = ref_weights(t, ok, cfg.max_gap_s)
+        covered = sum(weight)
         wsum = sum(weight)
         mean = sum(w * abs(d) for w, d in zip(weight, dev, strict=True)) / wsum if wsum else None
+        rms = (
+            math.sqrt(sum(w * d * d for w, d in zip(weight, dev, strict=True)) / wsum)
+            if wsum
+            else None
+        )
         inside = sum(w for w, d in zip(weight, dev, strict=True) if abs(d) <= cfg.band_c)
         share = inside / wsum if wsum else None
         mx = max((abs(d) for d, o in zip(dev, ok, strict=True) if o), default=None)
@@ -83,16 +117,90 @@ def reference(programme, t_ns, temps, cfg):
                 i = j + 1
             else:
                 i += 1
+        # peak, and the heating rate over the last 100 °C before it
+        peak, ipeak = None, None
+        for i in range(n):
+            if temp_ok[i] and (peak is None or row[i] > peak):
+                peak, ipeak = row[i], i
+        rate100 = None
+        if peak is not None:
+            thr = peak - cfg.cone_span_c
+            for i in range(ipeak - 1, -1, -1):
+                if temp_ok[i] and row[i] < thr:
+                    t_cross = t[i + 1]
+                    if temp_ok[i + 1] and t[i + 1] - t[i] <= cfg.max_gap_s and row[i + 1] > row[i]:
+                        frac = min(max((thr - row[i]) / (row[i + 1] - row[i]), 0.0), 1.0)
+                        t_cross = t[i] + frac * (t[i + 1] - t[i])
+                    if t[ipeak] > t_cross:
+                        rate100 = cfg.cone_span_c / ((t[ipeak] - t_cross) / 3600)
+                    break
+        # per segment: least-squares rate, soak in band (holds), peak
+        segments = []
+        for span in spans:
+            idx = [i for i in range(n) if seg_of[i] == span.index]
+            pts = [(t[i] / 3600, row[i]) for i in idx if temp_ok[i]]
+            rate = ref_slope([p[0] for p in pts], [p[1] for p in pts])
+            soak = None  # undefined for a thermocouple with no valid sample at all
+            if span.kind == "hold" and any(ok):
+                soak = sum(weight[i] for i in idx if ok[i] and abs(dev[i]) <= cfg.band_c)
+            seg_peak = max((row[i] for i in idx if temp_ok[i]), default=None)
+            segments.append({"rate": rate, "soak": soak, "peak": seg_peak})
+        # stalls: trailing windows every stall_step_s inside ramps, rate below the limit
+        stalls = 0
+        for span in spans:
+            if span.kind != "ramp":
+                continue
+            idx = [i for i in range(n) if seg_of[i] == span.index and temp_ok[i]]
+            if len(idx) < 3:
+                continue
+            g = t[idx[0]] + cfg.stall_window_s
+            slow_before = False
+            first = last = 0  # the window idx[first:last], slid along (linear, not quadratic)
+            while g <= t[idx[-1]]:
+                while first < len(idx) and t[idx[first]] < g - cfg.stall_window_s:
+                    first += 1
+                while last < len(idx) and t[idx[last]] <= g:
+                    last += 1
+                win = idx[first:last]
+                r = ref_slope([t[i] / 3600 for i in win], [row[i] for i in win])
+                slow = not math.isnan(r) and r < cfg.stall_rate_c_h
+                stalls += slow and not slow_before
+                slow_before = slow
+                g += cfg.stall_step_s
         out.append(
             {
                 "mean": mean,
+                "rms": rms,
                 "share": share,
                 "max": mx,
                 "covered": covered,
                 "excursions": exc,
+                "peak": peak,
+                "rate100": rate100,
+                "segments": segments,
+                "stalls": stalls,
             }
         )
-    return out
+    # spread across thermocouples at each sample where at least two read
+    spread, both = [], []
+    for i in range(n):
+        vals = [row[i] for row in temps if not math.isnan(row[i])]
+        both.append(len(vals) >= 2)
+        spread.append(max(vals) - min(vals) if len(vals) >= 2 else 0.0)
+    sw = ref_weights(t, both, cfg.max_gap_s)
+    kiln = {
+        "spread_max": max((s for s, b in zip(spread, both, strict=True) if b), default=None),
+        "spread_mean": (
+            sum(w * s for w, s in zip(sw, spread, strict=True)) / sum(sw) if sum(sw) else None
+        ),
+    }
+    return out, kiln
+
+
+def close(got: float, want: float | None, tol: float = 1e-6) -> bool:
+    if want is None or (isinstance(want, float) and math.isnan(want)):
+        return math.isnan(got)
+    return math.isclose(got, want, rel_tol=tol, abs_tol=tol)
 
 
 programmes = st.lists(
@@ -142,24 +250,28 @@ def test_vectorised_judge_agrees_with_the_loop_reference(spec, n, seed, band, ma
     temps[rng.random((3, n)) < 0.1] = np.nan
     cfg = ConformanceSettings(band_c=band, max_gap_s=max_gap, min_excursion_s=300.0)
     report = judge_firing(programme, t_ns, temps, start_ns=T0, settings=cfg)
-    expected = reference(programme, t_ns, temps.tolist(), cfg)
+    expected, kiln = reference(programme, t_ns, temps.tolist(), cfg)
     got_exc = {}
     for e in report.excursions:
         got_exc.setdefault(e.thermocouple, []).append((e.start_ns, e.end_ns))
     for i, (tc, ref) in enumerate(zip(report.thermocouples, expected, strict=True)):
-        for name, value in (
-            ("mean", tc.mean_abs_deviation_c),
-            ("share", tc.share_in_band),
-            ("max", tc.max_abs_deviation_c),
-        ):
-            if ref[name] is None:
-                assert math.isnan(value), name
-            else:
-                assert math.isclose(value, ref[name], rel_tol=1e-6, abs_tol=1e-6), name
+        assert close(tc.mean_abs_deviation_c, ref["mean"])
+        assert close(tc.rms_deviation_c, ref["rms"])
+        assert close(tc.share_in_band, ref["share"])
+        assert close(tc.max_abs_deviation_c, ref["max"])
+        assert close(tc.peak_c, ref["peak"])
+        assert close(tc.last_100c_rate_c_h, ref["rate100"], 1e-6)
         assert math.isclose(
             tc.coverage, min(ref["covered"] / programme.duration_s, 1.0), abs_tol=1e-9
         )
         assert got_exc.get(f"tc{i + 1}", []) == ref["excursions"]
+        for seg, want in zip(report.segments, ref["segments"], strict=True):
+            assert close(seg.achieved_rate_c_h[i], want["rate"], 1e-5)
+            assert close(seg.peak_c[i], want["peak"])
+            if seg.kind == "hold":
+                assert close(seg.soak_in_band_s[i], want["soak"])
+    assert close(report.spread_max_c, kiln["spread_max"])
+    assert close(report.spread_mean_c, kiln["spread_mean"])
 
 
 @settings(max_examples=40, deadline=None)
