@@ -141,10 +141,19 @@ class Spool:
         size = sum(len(b) for b in blobs)
         now = self._clock()
         full: list[Rejected] = []
+        full_key = ""
         with self._lock:
             self._check_open()
-            if size > self.max_bytes - self._bytes and self.policy == "reject_new":
+            if size > self.max_bytes:
+                # Dropping everything else would not make it fit either: refuse it.
+                full = [
+                    Rejected(r, "batch larger than the whole spool") for r in good.to_readings()
+                ]
+                full_key = "dropped.batch_too_large"
+                blobs = []
+            elif size > self.max_bytes - self._bytes and self.policy == "reject_new":
                 full = [Rejected(r, "spool full") for r in good.to_readings()]
+                full_key = "dropped.spool_full_new"
                 blobs = []
             with self._transaction():
                 for item in rejected:
@@ -152,7 +161,7 @@ class Spool:
                 if rejected:
                     self._bump("rejected_invalid", len(rejected))
                 if full:
-                    self._bump("dropped.spool_full_new", len(full))
+                    self._bump(full_key, len(full))
                 dropped = self._make_room(size) if blobs else 0
                 for blob, start in zip(
                     blobs, range(0, len(good), self.chunk_readings), strict=False

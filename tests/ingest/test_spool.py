@@ -222,3 +222,13 @@ def test_accepted_readings_survive_kill_minus_9(tmp_path: Path) -> None:
     np.testing.assert_array_equal(
         [r.value for r in got], [r.value for r in floats(5000).to_readings()]
     )
+
+
+def test_a_batch_larger_than_the_whole_spool_is_refused_not_kept(tmp_path: Path) -> None:
+    with Spool(tmp_path / "spool.db", max_bytes=2000) as spool:
+        assert spool.put(floats(10)).written == 10
+        result = spool.put(floats(1000, start=10))
+        assert result.written == 0
+        assert {r.reason for r in result.rejected} == {"batch larger than the whole spool"}
+        assert spool.depth() == 10  # the older readings were not sacrificed for nothing
+        assert spool.stats()["dropped"] == {"batch_too_large": 1000}
