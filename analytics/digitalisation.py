@@ -32,11 +32,15 @@ Who calls this: the API's digitalisation service, once per enterprise per period
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from core.config import ConfigError, Table, load_toml, parse_toml
 
 NS_PER_S = 1_000_000_000
 ELEMENTS = ("personnel", "technology", "resources", "manufacturing")
@@ -194,6 +198,56 @@ class SelfAssessment:
         return sum(float(getattr(self, e)) for e in ELEMENTS) / len(ELEMENTS)
 
 
+def expected_samples(fields: int, window_ns: int, interval_ns: int) -> int:
+    """Samples the platform should have received: ``fields`` series each sampled every
+    ``interval_ns`` over ``window_ns`` (the agent config's sampling interval). Report-by-
+    exception sources (deadband) send fewer by design: use their publishing interval."""
+    if fields < 0 or window_ns < 0 or interval_ns <= 0:
+        raise ValueError("expected_samples: fields >= 0, window_ns >= 0, interval_ns > 0")
+    return int(fields) * (int(window_ns) // int(interval_ns))
+
+
+def _assessment(t: Table) -> tuple[str, SelfAssessment]:
+    t.check_keys("enterprise", "date", *ELEMENTS)
+    enterprise = t.str("enterprise")
+    text = t.data.get("date")
+    if isinstance(text, dt.date) and not isinstance(text, dt.datetime):
+        day = text
+    else:
+        try:
+            day = dt.date.fromisoformat(str(text))
+        except ValueError:
+            raise t.error("date", f"expected a date YYYY-MM-DD, got {text!r}") from None
+    at = dt.datetime.combine(day, dt.time(), dt.UTC)
+    at_ns = (at - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)) // dt.timedelta(microseconds=1) * 1000
+    levels = [t.float(e, min=1.0, max=5.0) for e in ELEMENTS]
+    return enterprise, SelfAssessment(at_ns, *levels)
+
+
+def parse_assessments(table: Table) -> dict[str, list[SelfAssessment]]:
+    """``[[assessment]]`` tables (enterprise, date, the four levels) by enterprise, oldest
+    first; ConfigError names file, key and expectation (see examples/digitalisation/)."""
+    table.check_keys("assessment")
+    out: dict[str, list[SelfAssessment]] = {}
+    for t in table.tables("assessment", required=True):
+        enterprise, assessment = _assessment(t)
+        out.setdefault(enterprise, []).append(assessment)
+    for items in out.values():
+        items.sort(key=lambda a: a.assessed_ns)
+    return out
+
+
+def load_assessments(path: str | Path) -> dict[str, list[SelfAssessment]]:
+    """Read self-assessments from a TOML file (:func:`parse_assessments`)."""
+    return parse_assessments(load_toml(path))
+
+
+def latest_assessment(assessments: Iterable[SelfAssessment], at_ns: int) -> SelfAssessment | None:
+    """The newest assessment made at or before ``at_ns`` (None if none yet)."""
+    known = [a for a in assessments if a.assessed_ns <= at_ns]
+    return max(known, key=lambda a: a.assessed_ns) if known else None
+
+
 @dataclass(frozen=True, slots=True)
 class ProgressRecord:
     """One enterprise's digitalisation progress at one time (see the module docstring)."""
@@ -292,6 +346,7 @@ def progress_history(records: Iterable[ProgressRecord]) -> list[ProgressRecord]:
 
 
 __all__ = [
-    "ELEMENTS", "PlatformObservations", "ProgressRecord", "SelfAssessment", "observe",
-    "progress", "progress_history",
+    "ELEMENTS", "ConfigError", "PlatformObservations", "ProgressRecord", "SelfAssessment",
+    "expected_samples", "latest_assessment", "load_assessments", "observe", "parse_assessments",
+    "parse_toml", "progress", "progress_history",
 ]  # fmt: skip

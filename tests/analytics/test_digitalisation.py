@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from analytics.digitalisation import (
     SelfAssessment,
+    expected_samples,
+    latest_assessment,
+    load_assessments,
     observe,
+    parse_assessments,
     progress,
     progress_history,
 )
+from core.config import ConfigError, parse_toml
 
 S = 1_000_000_000
 T0 = 1_764_000_000 * S
@@ -128,3 +134,28 @@ def test_bad_input_is_refused_with_the_reason() -> None:
         {"personnel": 2, "technology": 3.5, "resources": 2, "manufacturing": 4}, T0
     )
     assert ok.level == pytest.approx(2.875)
+
+
+def test_assessments_file_and_latest_known() -> None:
+    path = Path(__file__).resolve().parents[2] / "examples" / "digitalisation" / "assessments.toml"
+    by_firm = load_assessments(path)
+    assert set(by_firm) == {"xinghai", "dalian"} and len(by_firm["xinghai"]) == 2
+    march, september = by_firm["xinghai"]
+    assert march.level == pytest.approx(1.875) and september.level == 2.5
+    assert latest_assessment(by_firm["xinghai"], september.assessed_ns - 1) is march
+    assert latest_assessment(by_firm["xinghai"], september.assessed_ns) is september
+    assert latest_assessment(by_firm["xinghai"], march.assessed_ns - 1) is None
+
+
+def test_broken_assessment_file_names_the_key() -> None:
+    text = '[[assessment]]\nenterprise = "x"\ndate = 2026-01-01\npersonnel = 7\n'
+    with pytest.raises(ConfigError) as err:
+        parse_assessments(parse_toml(text, "a.toml"))
+    assert err.value.key == "assessment[0].personnel" and "[1.0, 5.0]" in err.value.expected
+
+
+def test_expected_samples() -> None:
+    # 12 thermocouples sampled every 10 s for an hour
+    assert expected_samples(12, 3600 * S, 10 * S) == 12 * 360
+    with pytest.raises(ValueError):
+        expected_samples(1, 10, 0)
