@@ -195,16 +195,12 @@ async def run(args: argparse.Namespace) -> int:
                 k: v for k, v in f.items() if k not in ("kind", "target", "at_h", "duration_h")
             }
             duration = f.get("duration_h")
-            fleet._tasks.append(
-                asyncio.create_task(
-                    fleet._scheduled(
-                        str(f["target"]),
-                        str(f["kind"]),
-                        float(f["at_h"]),
-                        None if duration is None else float(duration),
-                        params,
-                    )
-                )
+            fleet.schedule_fault(
+                str(f["target"]),
+                str(f["kind"]),
+                float(f["at_h"]),  # type: ignore[arg-type]
+                None if duration is None else float(duration),  # type: ignore[arg-type]
+                **params,
             )
         if args.manifest:
             fleet.write_manifest(args.manifest)

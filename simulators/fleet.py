@@ -300,11 +300,7 @@ class Fleet:
             self._tasks.append(asyncio.create_task(self._run_press(asset), name=f"press {asset}"))
         if self.scheduled_faults:
             for f in sc.faults:
-                self._tasks.append(
-                    asyncio.create_task(
-                        self._scheduled(f.target, f.kind, f.at_h, f.duration_h, f.params)
-                    )
-                )
+                self.schedule_fault(f.target, f.kind, f.at_h, f.duration_h, **f.params)
 
     async def wait_connected(self, timeout_s: float = 10.0) -> None:
         """Wait until every MQTT link is connected and every edge node has published its births."""
@@ -463,9 +459,10 @@ class Fleet:
         prev_state = last.get("__state")
         if prev_state != samples["state"].value:
             last["__state"] = samples["state"].value
+            state = samples["state"].value
+            reason = "burner_trip" if state == "fault" else ""
             self.truth.write(
-                asset,
-                {"t_ns": t_ns, "kind": "state", "state": samples["state"].value, "reason": ""},
+                asset, {"t_ns": t_ns, "kind": "state", "state": state, "reason": reason}
             )
 
     # ----------------------------------------------------------------- presses
@@ -555,12 +552,19 @@ class Fleet:
         return [a for a, s in self.press_specs.items() if s.enterprise == enterprise]
 
     async def inject(
-        self, target: str, fault: str, *, duration_s: float | None = None, **params: Any
+        self,
+        target: str,
+        fault: str,
+        *,
+        duration_s: float | None = None,
+        at_ns: int | None = None,
+        **params: Any,
     ) -> None:
         """Start a fault now (simulated time); ``duration_s`` in simulated s, None = until cleared.
 
         Raises :class:`FaultError` for an unknown fault, an asset of the wrong kind or a bad
-        parameter - before anything changes.
+        parameter - before anything changes. ``at_ns`` stamps the start with a simulated time
+        other than now (the schedule uses it so scheduled faults start exactly on time).
         """
         if fault not in FAULT_KINDS:
             raise FaultError(f"unknown fault {fault!r} (expected one of {', '.join(FAULT_KINDS)})")
@@ -570,7 +574,7 @@ class Fleet:
         if fault == "mqtt_disconnect":
             await self.disconnect_mqtt(self._enterprise_of(target), **params)
             return
-        now = self.clock.now_ns()
+        now = self.clock.now_ns() if at_ns is None else at_ns
         if fault == "short_stop" and duration_s is None:
             duration_s = 120.0  # a short stop is short by definition
         if fault in KILN_FAULTS:
@@ -810,19 +814,32 @@ class Fleet:
         else:
             self._tasks.append(asyncio.create_task(back()))
 
+    def schedule_fault(
+        self, target: str, fault: str, at_h: float, duration_h: float | None = None, **params: Any
+    ) -> None:
+        """Inject ``fault`` ``at_h`` simulated hours after the start (call after ``start()``)."""
+        if fault not in FAULT_KINDS:
+            raise FaultError(f"unknown fault {fault!r} (expected one of {', '.join(FAULT_KINDS)})")
+        if fault in SITE_FAULTS:
+            self._enterprise_of(target)
+        elif target not in (self.kilns if fault in KILN_FAULTS else self.presses):
+            kind = "kiln" if fault in KILN_FAULTS else "press"
+            raise FaultError(
+                f"{fault} needs a {kind} asset (enterprise/site/line/asset), got {target!r}"
+            )
+        task = self._scheduled(target, fault, at_h, duration_h, params)
+        self._tasks.append(asyncio.create_task(task, name=f"fault {fault} {target}"))
+
     async def _scheduled(
         self, target: str, fault: str, at_h: float, duration_h: float | None, params: dict[str, Any]
     ) -> None:
-        await self.clock.sleep_until(self.clock.start_time_ns + int(at_h * 3600e9))
+        at_ns = self.clock.start_time_ns + int(at_h * 3600e9)
+        await self.clock.sleep_until(at_ns)
         try:
             if fault in SITE_FAULTS:
                 await self.inject(target, fault, **params)
             else:
-                await self.inject(
-                    target,
-                    fault,
-                    duration_s=None if duration_h is None else duration_h * 3600,
-                    **params,
-                )
+                duration_s = None if duration_h is None else duration_h * 3600
+                await self.inject(target, fault, duration_s=duration_s, at_ns=at_ns, **params)
         except Exception:
             log.exception("scheduled fault %s on %s failed", fault, target)

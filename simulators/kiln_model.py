@@ -175,6 +175,7 @@ class ShuttleKiln:
             lag_h=lag_h,
             gas_max_m3_h=gas_max_m3_h,
         )
+        self.bank.loss[0] *= 1.1  # zone 1 is the door side: it loses more heat through the seals
         self.t_ns = start_ns
         self.idle_hours = idle_hours
         self.next_firing_ns = start_ns + int(first_firing_h * NS_PER_H)
