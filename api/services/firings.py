@@ -39,44 +39,65 @@ def _text(values: np.ndarray) -> list[str]:
 def derive_firings(store: Store, kiln: Kiln, start_ns: int, end_ns: int) -> list[DerivedFiring]:
     """Firings seen in ``[start_ns, end_ns)`` of the kiln's telemetry, oldest first.
 
-    A firing has ended when a later sample carries another id (or none) or the kiln's latest
-    state is idle; otherwise it is still running (``end_ns`` None).
+    Sources may report ``firing_id`` on every sample or only when it changes (OPC UA
+    subscriptions): a firing starts at the first sample carrying its id and ends at the next
+    sample carrying another id (or none). With no such sample it has ended when the kiln's
+    latest state is idle (at that state's time), else it is still running (``end_ns`` None).
     """
     ids = store.series(kiln.path, "firing_id", start_ns, end_ns)
     if not len(ids):
         return []
     names = _text(ids.values)
-    t = ids.time_ns.astype(np.int64)
-    spans: dict[str, list[int]] = {}  # id -> [first_ns, last_ns, index of last sample]
-    for i, name in enumerate(names):
-        if not name:
-            continue
-        span = spans.get(name)
-        if span is None:
-            spans[name] = [int(t[i]), int(t[i]), i]
-        else:
-            span[1], span[2] = int(t[i]), i
+    t = ids.time_ns.astype(np.int64).tolist()
     latest = store.latest(kiln.path)
     state = latest.get("state")
-    kiln_idle = state is not None and str(state.value) in IDLE_STATES
-    current = latest.get("firing_id")
+    idle_since = (
+        state.source_time_ns if state is not None and str(state.value) in IDLE_STATES else None
+    )
+    spans: dict[str, tuple[int, int | None]] = {}
+    i = 0
+    while i < len(names):
+        j = i
+        while j + 1 < len(names) and names[j + 1] == names[i]:
+            j += 1
+        if names[i]:
+            begin = t[i]
+            if j + 1 < len(names):
+                finish: int | None = t[j + 1]
+            elif idle_since is not None and idle_since >= begin:
+                finish = max(idle_since, t[j])
+            else:
+                finish = None
+            if names[i] in spans:  # the same id again after a gap: one firing, widened
+                first, last = spans[names[i]]
+                begin = min(begin, first)
+                finish = None if finish is None or last is None else max(finish, last)
+            spans[names[i]] = (begin, finish)
+        i = j + 1
     out = []
-    for name, (first, last, idx) in sorted(spans.items(), key=lambda kv: kv[1][0]):
-        followed = idx + 1 < len(names)  # a later sample carries another id
-        is_current = current is not None and str(current.value) == name and not followed
-        end = None if is_current and not kiln_idle else last
-        programme, segments = _programme(store, kiln, first, last + 1)
-        out.append(DerivedFiring(name, first, end, programme, segments))
+    for name, (first, last) in sorted(spans.items(), key=lambda kv: kv[1][0]):
+        programme, segments = _programme(store, kiln, first, last if last is not None else end_ns)
+        out.append(DerivedFiring(name, first, last, programme, segments))
     return out
 
 
+# Programme fields may arrive a little before or after the firing id (separate subscriptions).
+PROGRAMME_SLACK_NS = 300 * 10**9
+
+
 def _programme(store: Store, kiln: Kiln, start_ns: int, end_ns: int) -> tuple[str, str]:
-    name = store.series(kiln.path, "programme", start_ns, end_ns)
-    segs = store.series(kiln.path, "programme_segments", start_ns, end_ns)
-    return (
-        str(name.values[-1]) if len(name) else "",
-        str(segs.values[-1]) if len(segs) else "",
-    )
+    """The programme in force at the firing's start: the last value sent up to a few minutes
+    after it started (change-only sources send it once, when the firing begins)."""
+    lo, hi = start_ns - 3600 * 10**9, max(end_ns, start_ns) + 1
+
+    def at_start(field: str) -> str:
+        s = store.series(kiln.path, field, lo, hi)
+        if not len(s):
+            return ""
+        k = int(np.searchsorted(s.time_ns, start_ns + PROGRAMME_SLACK_NS, side="right")) - 1
+        return str(s.values[max(k, 0)])
+
+    return at_start("programme"), at_start("programme_segments")
 
 
 def sync_firings(
@@ -88,7 +109,8 @@ def sync_firings(
         segments = f.programme_segments
         if segments:
             try:
-                json.loads(segments)
+                if not json.loads(segments):  # "[]": the kiln had no programme loaded
+                    segments = ""
             except ValueError:
                 log.warning(
                     "%s firing %s: programme_segments is not JSON; ignored", kiln.path, f.firing_id

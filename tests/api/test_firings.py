@@ -24,7 +24,7 @@ def test_firings_are_listed_with_programme_and_state(client, tokens, store, plan
     done, running = firings[1], firings[0]
     assert done["state"] == "complete" and done["programme"] == "test-hv"
     assert done["start_ns"] == t0
-    assert done["end_ns"] == t0 + int(prog.duration_s * S) - 60 * S  # last sample of F-001
+    assert done["end_ns"] == t0 + int(prog.duration_s * S)  # when the id changed to ""
     assert running["state"] == "running" and running["end_ns"] is None
 
 
@@ -125,3 +125,26 @@ def test_tunnel_kiln_zones_are_judged_against_their_own_setpoints(client, tokens
         "zone4_tc1_temperature_c",
         "zone4_tc2_temperature_c",
     }
+
+
+def test_change_only_sources(client, tokens, store, plant):
+    """OPC UA subscriptions report changes only: one firing_id sample per firing."""
+    kiln = plant.asset(KILN)
+    t0 = NOW_NS - 30 * 3600 * S
+    put(store, KILN, "firing_id", [t0, t0 + 12 * 3600 * S, t0 + 20 * 3600 * S], ["A-1", "", "A-2"])
+    put(
+        store,
+        KILN,
+        "state",
+        [t0, t0 + 12 * 3600 * S, t0 + 20 * 3600 * S],
+        ["heating", "idle", "heating"],
+    )
+    put(store, KILN, "programme", [t0 - S, t0 + 20 * 3600 * S], ["p-one", "p-two"])
+    put(store, KILN, "zone1_tc1_temperature_c", [NOW_NS - S], [500.0])
+    assert kiln.zones == 4
+    r = client.get(URL, headers=bearer(tokens.engineer)).json()
+    got = [(f["firing_id"], f["programme"], f["start_ns"], f["end_ns"]) for f in r]
+    assert got == [
+        ("A-2", "p-two", t0 + 20 * 3600 * S, None),
+        ("A-1", "p-one", t0, t0 + 12 * 3600 * S),
+    ]
