@@ -43,7 +43,14 @@ import numpy as np
 
 from analytics.cones import cone_equivalent, uniformity_class
 from analytics.firing_clock import NS_PER_S, programme_time_s
-from analytics.firing_metrics import block_sums, interval_weights, ls_slope, runs, segment_sums
+from analytics.firing_metrics import (
+    SampleWeights,
+    block_sums,
+    interval_weights,
+    ls_slope,
+    runs,
+    segment_sums,
+)
 from analytics.programme import Programme, SegmentSpan
 from core.reading import Quality
 
@@ -479,19 +486,24 @@ def _judge(
     temps_ok = np.isfinite(y, out=ws.bool("temps_ok", (k, n)))
     if q is not None:
         temps_ok &= q <= s.max_quality
-    all_ok = bool(temps_ok.all())
-    not_ok = None if all_ok else np.logical_not(temps_ok, out=ws.bool("not_ok", (k, n)))
-    valid = np.logical_and(temps_ok, np.isfinite(sp)[None, :], out=ws.bool("valid", (k, n)))
+    judged = np.isfinite(sp)  # (N,): the setpoint exists
+    all_judged = bool(judged.all())
+    not_ok = np.logical_not(temps_ok, out=ws.bool("not_ok", (k, n)))
+    bad_rows, bad_cols = _sparse(not_ok)  # unusable readings: few, kept as a list
+    all_ok = bad_rows.size == 0
     d = np.subtract(y, sp[None, :], out=ws.float("d", (k, n)))
-    d[~valid] = 0.0  # boolean assignment: a fast scan, writes only the few invalid samples
-    n_valid = np.count_nonzero(valid, axis=1)
+    d[bad_rows, bad_cols] = 0.0
+    if not all_judged:
+        d[:, ~judged] = 0.0
+    # valid = usable reading where the setpoint exists
+    bad_judged = judged[bad_cols]
+    n_valid = int(judged.sum()) - np.bincount(bad_rows[bad_judged], minlength=k)
     if all_ok and y.dtype == np.float64:
         y0 = y  # nothing to blank out: no copy
     else:
         y0 = ws.float("y0", (k, n))
         np.copyto(y0, y)
-        if not_ok is not None:
-            y0[not_ok] = 0.0
+        y0[bad_rows, bad_cols] = 0.0
 
     # spread across thermocouples, where at least two read
     with np.errstate(all="ignore"):
@@ -512,15 +524,16 @@ def _judge(
 
     a = np.abs(d, out=ws.float("a", (k, n)))
     tmp = ws.float("tmp", (k, n))
-    w, covered_s = interval_weights(t_s, valid, s.max_gap_s, out=ws.float("w", (k, n)), tmp=tmp)
-    wsum = covered_s
+    # valid (for weights) = usable reading and judged; judged columns enter via the weights
+    weights = SampleWeights(t_s, judged, temps_ok, bad_rows, bad_cols, s.max_gap_s)
+    wsum = covered_s = weights.total()
     # outside the band: rare, so handled as a sparse list of (row, column)
     outside = np.greater(a, s.band_c, out=ws.bool("outside", (k, n)))  # invalid: a == 0
     out_rows, out_cols = _sparse(outside)
-    out_w = w[out_rows, out_cols]
+    out_w = weights.at(out_rows, out_cols, temps_ok) if n else np.zeros(0)
     with np.errstate(all="ignore"):
-        mean_abs = np.einsum("kn,kn->k", w, a) / wsum
-        wd2 = np.einsum("kn,kn,kn->k", w, d, d)
+        mean_abs = weights.weighted_sum(a) / wsum
+        wd2 = weights.weighted_sum(np.square(d, out=tmp))
         rms = np.sqrt(wd2 / wsum)
         w_out = np.bincount(out_rows, weights=out_w, minlength=k).astype(np.float64)
         share = 1.0 - w_out / wsum
@@ -560,9 +573,10 @@ def _judge(
         if span.kind == "hold":
             in_seg = (out_cols >= lo) & (out_cols < hi)
             w_out_seg = np.bincount(out_rows[in_seg], weights=out_w[in_seg], minlength=k)
-            inside = w[:, lo:hi].sum(axis=1) - w_out_seg
+            inside = weights.total(lo, hi) - w_out_seg
             soak = _nan_tuple(np.where(n_valid > 0, inside, np.nan))
-            if hi > lo and valid[:, lo:hi].any():
+            bad_here = judged[bad_cols] & (bad_cols >= lo) & (bad_cols < hi)
+            if int(judged[lo:hi].sum()) * k > int(bad_here.sum()):  # any valid sample
                 hold_worst.append(float(a[:, lo:hi].max()))
         if span.kind == "ramp":
             ramp_ranges.append((j, lo, hi))
@@ -641,7 +655,7 @@ def _judge(
         for (name, nv, cov, mx, mx_ns, mean, r, sh, pk, pk_ns, has, rate, cone, clamped) in columns
     )
     with np.errstate(all="ignore"):
-        kiln_mean = float(np.einsum("kn,kn->", w, a) / wtot) if wtot > 0 else math.nan
+        kiln_mean = float((mean_abs * wsum)[wsum > 0].sum() / wtot) if wtot > 0 else math.nan
         kiln_rms = float(math.sqrt(wd2.sum() / wtot)) if wtot > 0 else math.nan
         score = float(1.0 - w_out.sum() / wtot) if wtot > 0 else math.nan
     kiln_cov = float(coverage.mean()) if k else 0.0

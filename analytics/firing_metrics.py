@@ -48,6 +48,87 @@ def interval_weights(
     return w, w.sum(axis=1)
 
 
+class SampleWeights:
+    """The same weights as :func:`interval_weights`, without a (K, N) array of them.
+
+    Written out, a valid sample's weight is ``half[i-1] * ok[i-1] + half[i] * ok[i+1]`` where
+    ``half`` is half of each interval (0 across a long gap or where the setpoint does not
+    exist). That is the *common* weight ``wc`` (every neighbour valid), shared by all rows,
+    minus what the few invalid samples take from their neighbours. So a weighted sum is one
+    matrix-vector product plus a sparse correction, and plant data - nearly all valid - costs
+    one pass instead of building and reading a weight array.
+
+    ``ok`` (K, N): the thermocouple reading is usable; ``judged`` (N,): the setpoint exists.
+    ``bad_rows``/``bad_cols``: every (row, column) where ``ok`` is False.
+    """
+
+    def __init__(
+        self,
+        t_s: np.ndarray,
+        judged: np.ndarray,
+        ok: np.ndarray,
+        bad_rows: np.ndarray,
+        bad_cols: np.ndarray,
+        max_gap_s: float,
+    ) -> None:
+        k, n = ok.shape
+        self.k, self.n = k, n
+        if n >= 2:
+            dt = np.diff(t_s)
+            half = np.where((dt <= max_gap_s) & judged[:-1] & judged[1:], 0.5 * dt, 0.0)
+        else:
+            half = np.zeros(0)
+        self.half = half
+        wc = np.zeros(n)
+        wc[1:] += half
+        wc[:-1] += half
+        self.wc = wc
+        self.bad_rows, self.bad_cols = bad_rows, bad_cols
+        # what each valid neighbour of a bad sample loses: the half interval towards it
+        left = bad_cols >= 1  # neighbour j - 1 loses half[j - 1]
+        right = bad_cols <= n - 2  # neighbour j + 1 loses half[j]
+        lr, lc = bad_rows[left], bad_cols[left] - 1
+        rr, rc = bad_rows[right], bad_cols[right] + 1
+        rows = np.concatenate([lr, rr])
+        cols = np.concatenate([lc, rc])
+        amount = np.concatenate([half[lc], half[rc - 1]]) * ok[rows, cols]
+        keep = amount > 0
+        self.lost_rows, self.lost_cols, self.lost = rows[keep], cols[keep], amount[keep]
+
+    def at(self, rows: np.ndarray, cols: np.ndarray, ok: np.ndarray) -> np.ndarray:
+        """Weights of the (valid) samples at ``(rows, cols)``."""
+        n = self.n
+        left = np.where(cols >= 1, self.half[np.maximum(cols - 1, 0)], 0.0) if n > 1 else 0.0
+        right = np.where(cols <= n - 2, self.half[np.minimum(cols, n - 2)], 0.0) if n > 1 else 0.0
+        ok_left = ok[rows, np.maximum(cols - 1, 0)] & (cols >= 1)
+        ok_right = ok[rows, np.minimum(cols + 1, n - 1)] & (cols <= n - 2)
+        return left * ok_left + right * ok_right
+
+    def weighted_sum(self, f: np.ndarray, lo: int = 0, hi: int | None = None) -> np.ndarray:
+        """``Σ_i w[k, i] f[k, i]`` over columns ``[lo, hi)``; ``f`` must be 0 where invalid."""
+        hi = self.n if hi is None else hi
+        base = f[:, lo:hi] @ self.wc[lo:hi]
+        m = (self.lost_cols >= lo) & (self.lost_cols < hi)
+        if m.any():
+            r, c = self.lost_rows[m], self.lost_cols[m]
+            base -= np.bincount(r, weights=self.lost[m] * f[r, c], minlength=self.k)
+        return base
+
+    def total(self, lo: int = 0, hi: int | None = None) -> np.ndarray:
+        """``Σ_i w[k, i]`` over valid samples in columns ``[lo, hi)``: covered time."""
+        hi = self.n if hi is None else hi
+        out = np.full(self.k, float(self.wc[lo:hi].sum()))
+        m = (self.bad_cols >= lo) & (self.bad_cols < hi)
+        if m.any():
+            out -= np.bincount(
+                self.bad_rows[m], weights=self.wc[self.bad_cols[m]], minlength=self.k
+            )
+        m = (self.lost_cols >= lo) & (self.lost_cols < hi)
+        if m.any():
+            out -= np.bincount(self.lost_rows[m], weights=self.lost[m], minlength=self.k)
+        return out
+
+
 @dataclass(frozen=True, slots=True)
 class Runs:
     """Runs of consecutive flagged samples: row, first and last sample index (inclusive)."""
