@@ -258,7 +258,7 @@ class InfluxV1Store:
 
     def _query_json(self, statement: str) -> list[dict]:
         """The ``results`` of a JSON query, one per statement; raises on any error."""
-        body = self.query(statement).json()
+        body = self.query(statement).json(parse_int=_json_int)
         if "error" in body:
             raise InfluxQueryError(f"InfluxDB refused {statement!r}: {body['error']}")
         results = body.get("results", [])
@@ -543,6 +543,11 @@ def write_isolating(
     w1, r1 = write_isolating(lines, lo, mid, post, where)
     w2, r2 = write_isolating(lines, mid, hi, post, where)
     return w1 + w2, r1 + r2
+
+
+def _json_int(text: str) -> int | float:
+    # Go's encoding/json writes the float -0.0 as "-0"; int() would lose its sign.
+    return -0.0 if text == "-0" else int(text)
 
 
 def _error_text(resp: httpx.Response) -> str:

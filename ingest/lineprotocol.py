@@ -17,8 +17,9 @@ Escaping (InfluxDB 1.x line protocol reference, checked against Debian's influxd
   **rejected**, never written altered.
 
 Also rejected, each with a reason naming the reading: NaN/inf floats, empty names, a field name
-starting with ``#`` (InfluxDB reads the line as a comment and silently drops it), newlines in
-names, text InfluxDB cannot hold as UTF-8 (lone surrogates), ints outside int64, timestamps
+starting with ``#`` (InfluxDB reads the line as a comment and silently drops it) or a tab,
+newlines in names, NUL or CR in names (InfluxQL cannot name them in a query), text InfluxDB
+cannot hold as UTF-8 (lone surrogates), ints outside int64, timestamps
 outside InfluxDB's range, keys and strings over InfluxDB's 64 KiB limit, an asset path that is
 not ``enterprise/site/line/asset``.
 
@@ -108,6 +109,10 @@ def name_problem(what: str, text: object) -> str | None:
         return f"{what} is empty"
     if "\n" in text:
         return f"{what} {text!r} contains a newline (line protocol cannot represent it)"
+    if "\x00" in text or "\r" in text:
+        # InfluxQL's scanner reads NUL as end of input and CR as a newline, and has no escape
+        # for either: a name holding one could be written but never queried.
+        return f"{what} {text!r} contains a NUL or carriage return (InfluxQL cannot query it)"
     if _AMBIGUOUS_BACKSLASH.search(text):
         return (
             f'{what} {text!r} has a backslash before one of \\ , = " space or at its end, '
@@ -127,6 +132,9 @@ def series_prefix(asset: str, field_name: str, unit: str) -> str:
     problem = name_problem("field name", field_name)
     if problem is None and field_name.startswith("#"):
         problem = f"field name {field_name!r} starts with '#' (InfluxDB reads a comment)"
+    if problem is None and field_name.startswith("\t"):
+        # A space can be escaped; a tab cannot, and InfluxDB strips it from the line start.
+        problem = f"field name {field_name!r} starts with a tab (InfluxDB would strip it)"
     if problem is None:
         problem = name_problem("asset path", asset)
     if problem is None and unit:
@@ -136,6 +144,11 @@ def series_prefix(asset: str, field_name: str, unit: str) -> str:
             path = AssetPath.parse(asset)
         except ValueError as exc:
             problem = str(exc)
+        else:
+            # Each part is a tag value of its own: "a/b\\/c/d" is fine as the asset tag but
+            # its site "b\\" would end in a backslash.
+            for name, part in zip(("enterprise", "site", "line"), path, strict=False):
+                problem = problem or name_problem(f"asset path {asset!r}: {name}", part)
     if problem is not None:
         raise LineProtocolError(problem)
     tags = (
