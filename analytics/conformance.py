@@ -556,8 +556,6 @@ def _judge(
 
     # segments
     t_h = t_s / 3600.0
-    valid_f = ws.float("valid_f", (k, n))
-    np.copyto(valid_f, temps_ok)
     seg_idx_at = np.full(n, -1, dtype=np.int64)
     segments: list[SegmentReport] = []
     hold_worst = []
@@ -568,7 +566,7 @@ def _judge(
         seg_idx_at[lo:hi] = j
         achieved = np.full(k, np.nan)
         if hi - lo >= 3:
-            achieved = ls_slope(segment_sums(t_h, y0, valid_f, lo, hi))
+            achieved = ls_slope(segment_sums(t_h, y0, bad_rows, bad_cols, lo, hi))
         soak = None
         if span.kind == "hold":
             in_seg = (out_cols >= lo) & (out_cols < hi)
@@ -608,7 +606,7 @@ def _judge(
     excursions = _excursions(t_ns, t_s, d, outside, seg_idx_at, spans, names, s)
     paused_s = [((a - start_ns) / NS_PER_S, (b - start_ns) / NS_PER_S) for a, b in pauses]
     stalls = (
-        _stalls(t_s, t_h, y0, valid_f, tmp, ramp_ranges, names, s, start_ns, paused_s)
+        _stalls(t_s, t_h, y0, bad_rows, bad_cols, ramp_ranges, names, s, start_ns, paused_s)
         if ramp_ranges and n >= 3
         else []
     )
@@ -824,8 +822,8 @@ def _stalls(
     t_s: np.ndarray,
     t_h: np.ndarray,
     y0: np.ndarray,
-    valid_f: np.ndarray,
-    tmp: np.ndarray,
+    bad_rows: np.ndarray,
+    bad_cols: np.ndarray,
     ramp_ranges: list[tuple[int, int, int]],
     names: tuple[str, ...],
     s: ConformanceSettings,
@@ -846,7 +844,7 @@ def _stalls(
     # mean sampling interval (gaps make it larger: blocks get fewer samples, never wrong)
     step = float(t_s[-1] - t_s[0]) / (n - 1) if n > 1 else s.stall_step_s
     b = int(min(max(1, round(s.stall_step_s / step)) if step > 0 else 1, max(n // 3, 1)))
-    sums = block_sums(t_h, y0, valid_f, b)
+    sums = block_sums(t_h, y0, bad_rows, bad_cols, b)
     g = sums.shape[2]
     if g == 0:
         return []

@@ -173,36 +173,58 @@ def ls_slope(sums: np.ndarray, min_samples: int = 3) -> np.ndarray:
     return np.where(ok, slope, np.nan)
 
 
-def segment_sums(t_h: np.ndarray, y0: np.ndarray, valid_f: np.ndarray, lo: int, hi: int):
-    """``(5, K)`` sums n, Σt, Σt², Σy, Σty over samples ``[lo, hi)`` via two small matrix
-    products (BLAS: one pass over the slice). Time is centred on the slice so the sums do not
-    cancel."""
+def segment_sums(
+    t_h: np.ndarray, y0: np.ndarray, bad_rows: np.ndarray, bad_cols: np.ndarray, lo: int, hi: int
+) -> np.ndarray:
+    """``(5, K)`` sums n, Σt, Σt², Σy, Σty over the valid samples in ``[lo, hi)``.
+
+    ``y0`` holds 0 at unusable samples, listed in ``bad_rows``/``bad_cols``. Σy and Σty are one
+    matrix product over the slice (BLAS, one pass); n, Σt, Σt² are the same for every
+    thermocouple minus the few unusable samples. Time is centred on the slice so the sums do
+    not cancel.
+    """
+    k = y0.shape[0]
     t = t_h[lo:hi]
     tc = t - (t[0] + t[-1]) / 2 if t.size else t
     basis = np.stack([np.ones_like(tc), tc, tc * tc], axis=1)  # (n, 3)
-    v = valid_f[:, lo:hi] @ basis  # (K, 3): n, Σt, Σt²
-    yy = y0[:, lo:hi] @ basis[:, :2]  # (K, 2): Σy, Σty
-    return np.concatenate([v.T, yy.T], axis=0)
+    out = np.empty((5, k))
+    out[:3] = basis.sum(axis=0)[:, None]
+    m = (bad_cols >= lo) & (bad_cols < hi)
+    if m.any():
+        r, c = bad_rows[m], bad_cols[m] - lo
+        for i in range(3):
+            out[i] -= np.bincount(r, weights=basis[c, i], minlength=k)
+    out[3:] = (y0[:, lo:hi] @ basis[:, :2]).T
+    return out
 
 
-def block_sums(t_h: np.ndarray, y0: np.ndarray, valid_f: np.ndarray, b: int) -> np.ndarray:
-    """Per block of ``b`` consecutive samples: ``(5, K, G)`` sums n, Σt, Σt², Σy, Σty, with
-    ``G = N // b`` (a tail shorter than a block is left out).
+def block_sums(
+    t_h: np.ndarray, y0: np.ndarray, bad_rows: np.ndarray, bad_cols: np.ndarray, b: int
+) -> np.ndarray:
+    """Per block of ``b`` consecutive samples: ``(5, K, G)`` sums n, Σt, Σt², Σy, Σty over
+    valid samples, with ``G = N // b`` (a tail shorter than a block is left out).
 
-    Works on (K, G, b) views of the inputs (no copies): plain sums as a matrix product with a
-    vector of ones, time-weighted sums as einsum contractions, so no (K, N) temporary is made.
+    Σy, Σty work on a (K, G, b) view of ``y0`` (no copy): a matrix product with ones and an
+    einsum contraction. n, Σt, Σt² are common to all thermocouples minus the unusable samples
+    (``bad_rows``/``bad_cols``, where ``y0`` is 0).
     """
     k, n = y0.shape
     g = n // b
     m = g * b
     out = np.empty((5, k, g))
-    vr = valid_f[:, :m].reshape(k, g, b)
-    yr = y0[:, :m].reshape(k, g, b)
     tr = t_h[:m].reshape(g, b)
-    ones = np.ones(b)
-    np.matmul(vr, ones, out=out[0])
-    np.einsum("kgb,gb->kg", vr, tr, out=out[1])
-    np.einsum("kgb,gb->kg", vr, tr * tr, out=out[2])
-    np.matmul(yr, ones, out=out[3])
+    out[0] = b
+    out[1] = tr.sum(axis=1)
+    out[2] = (tr * tr).sum(axis=1)
+    sel = bad_cols < m
+    if sel.any():
+        r, c = bad_rows[sel], bad_cols[sel]
+        key = r * g + c // b
+        tb = t_h[c]
+        out[0] -= np.bincount(key, minlength=k * g).reshape(k, g)
+        out[1] -= np.bincount(key, weights=tb, minlength=k * g).reshape(k, g)
+        out[2] -= np.bincount(key, weights=tb * tb, minlength=k * g).reshape(k, g)
+    yr = y0[:, :m].reshape(k, g, b)
+    np.matmul(yr, np.ones(b), out=out[3])
     np.einsum("kgb,gb->kg", yr, tr, out=out[4])
     return out
