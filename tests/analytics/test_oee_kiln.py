@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from analytics.oee import Gradings, KilnPushes, StateTimeline, compute_kiln_oee
@@ -114,7 +114,7 @@ def test_pushes_outside_planned_time_and_bad_nameplate() -> None:
         compute_kiln_oee(None, pushes(1, 1), Gradings.empty(), window=DAY, nameplate_per_hour=0)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     st.lists(st.tuples(st.integers(0, 30), st.integers(0, 50), st.integers(0, 5)), max_size=40),
     st.integers(1, 40),

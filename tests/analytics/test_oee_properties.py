@@ -220,7 +220,7 @@ breaks = [{ start = "02:00", end = "02:20" }]
 """
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     st.lists(st.integers(1, 4 * 3600), min_size=1, max_size=60),
     st.lists(st.sampled_from(list(MachineState)), min_size=60, max_size=60),
@@ -251,7 +251,7 @@ def test_shifts_roll_up_to_the_whole_window(
     assert total.oee == whole.oee or abs(total.oee - whole.oee) < 1e-12
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(scenarios(), st.lists(st.integers(0, 3000), max_size=6))
 def test_any_split_of_a_window_rolls_up_to_the_whole(case: dict, cuts: list[int]) -> None:
     """Additivity for arbitrary cut points: the sum of the pieces is the whole, exactly."""
