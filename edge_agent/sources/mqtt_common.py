@@ -181,6 +181,12 @@ def _existing_file(table: Table, name: str) -> str:
     return path
 
 
+def _worth_logging(attempt: int) -> bool:
+    """Log the 1st, 10th and every 100th failed attempt: a broker down for a day (or a wrong
+    password) must not flood the log, and the counters carry the exact number."""
+    return attempt in (1, 10) or attempt % 100 == 0
+
+
 class InboundMessage(NamedTuple):
     """A PUBLISH as the worker sees it. ``generation`` counts connections: a PUBACK is only
     sent on the connection the message arrived on (the broker re-sends the others)."""
@@ -274,6 +280,7 @@ class MqttSession:
         #: Set once the broker acknowledged our subscriptions on the current connection.
         self.subscribed = threading.Event()
         self._subscribe_mid = -1
+        self._refused = False
         self.counters: Counter[str] = Counter()
         self.last_message_ns = 0
         self.last_error = ""
@@ -356,6 +363,7 @@ class MqttSession:
             "messages_acked": self.counters["acked"],
             "messages_queued": self._queue.qsize(),
             "readings": self.counters["readings"],
+            "connect_failures": self.counters["connect_failures"],
             "accept_failures": self.counters["accept_failures"],
             "last_message_ns": self.last_message_ns,
             "last_error": self.last_error,
@@ -365,10 +373,14 @@ class MqttSession:
 
     def _on_connect(self, client: mqtt.Client, _u: Any, flags: Any, rc: Any, _p: Any) -> None:
         if rc.is_failure:
+            self._refused = True
+            self.counters["connect_failures"] += 1
             self.last_error = f"connect refused: {rc}"
-            log.warning(
-                "mqtt source %s: %s refused the connection: %s", self.name, self.settings.url, rc
-            )
+            if _worth_logging(self.counters["connect_failures"]):
+                log.warning(
+                    "mqtt source %s: %s refused the connection: %s (attempt %d)",
+                    self.name, self.settings.url, rc, self.counters["connect_failures"],
+                )  # fmt: skip
             return
         with self._lock:
             self._generation += 1
@@ -401,9 +413,7 @@ class MqttSession:
     def _on_subscribe(self, _c: mqtt.Client, _u: Any, mid: int, codes: Any, _p: Any) -> None:
         if mid != self._subscribe_mid:
             return
-        refused = [
-            f"{t}: {c}" for t, c in zip(self.topics, codes, strict=False) if c.is_failure
-        ]
+        refused = [f"{t}: {c}" for t, c in zip(self.topics, codes, strict=False) if c.is_failure]
         if refused:
             # An ACL that denies a topic: say so loudly, the source will never see that data.
             self.last_error = f"subscription refused: {', '.join(refused)}"
@@ -414,15 +424,29 @@ class MqttSession:
         was = self.connected.is_set()
         self.connected.clear()
         self.subscribed.clear()
-        if was and not self._stop.is_set():
+        if self._stop.is_set():
+            return
+        if was:
             self.last_error = f"disconnected: {rc}"
             log.warning(
                 "mqtt source %s: lost %s (%s); reconnecting", self.name, self.settings.url, rc
             )
+        elif self._refused:
+            self._refused = False  # the CONNACK said why; on_connect recorded it
+        else:
+            # Closed before CONNACK: e.g. a TLS client certificate the broker refused (TLS 1.3
+            # reports it only after the handshake looked complete to us).
+            self.counters["connect_failures"] += 1
+            self.last_error = f"connection closed before CONNACK: {rc}"
+            if _worth_logging(self.counters["connect_failures"]):
+                log.warning("mqtt source %s: %s: %s", self.name, self.settings.url, self.last_error)
 
     def _on_connect_fail(self, _c: mqtt.Client, _u: Any) -> None:
         self.counters["connect_failures"] += 1
         self.last_error = f"cannot connect to {self.settings.url}"
+        n = self.counters["connect_failures"]
+        if _worth_logging(n):
+            log.warning("mqtt source %s: %s (attempt %d)", self.name, self.last_error, n)
 
     def _on_message(self, _c: mqtt.Client, _u: Any, message: mqtt.MQTTMessage) -> None:
         try:

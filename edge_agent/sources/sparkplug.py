@@ -542,9 +542,8 @@ class SparkplugHost:
                     )
                 )
                 target = None
-            metric = _Metric(
-                m.name, dt, target.field if target else None, target.unit if target else ""
-            )
+            unit = (target.unit or _eng_unit(m)) if target else ""
+            metric = _Metric(m.name, dt, target.field if target else None, unit)
             device.metrics_by_name[m.name] = metric
             if m.HasField("alias"):
                 device.metrics_by_alias[m.alias] = metric
@@ -614,6 +613,18 @@ _STORED_TYPES = frozenset(
         DataType.BOOLEAN, DataType.STRING, DataType.DATETIME, DataType.TEXT, DataType.UUID,
     )
 )  # fmt: skip
+
+
+def _eng_unit(metric: Any) -> str:
+    """The unit a birth declares in the metric's properties (``engUnit``, the key Ignition
+    and most Sparkplug gateways use), or ""."""
+    if not metric.HasField("properties"):
+        return ""
+    props = metric.properties
+    for key, value in zip(props.keys, props.values, strict=False):
+        if key == "engUnit" and value.WhichOneof("value") == "string_value":
+            return str(value.string_value)
+    return ""
 
 
 def _bd_seq(payload: Any) -> int | None:

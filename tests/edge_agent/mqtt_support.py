@@ -259,25 +259,33 @@ class EdgeNode:
         self.client.loop_stop()
 
 
-def write_ca_and_server_cert(directory: Path) -> tuple[Path, Path, Path]:
-    """A private CA and a server certificate for 127.0.0.1 signed by it (PEM files)."""
+def write_pki(directory: Path) -> dict[str, Path]:
+    """A private CA, a server certificate for 127.0.0.1 and a client certificate (CN
+    ``kilnworks-agent``), both signed by the CA; PEM files. Keys: ca, server_cert, server_key,
+    client_cert, client_key."""
     import datetime as dt
     import ipaddress
 
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
     now = dt.datetime.now(dt.UTC)
-    loopback = ipaddress.ip_address("127.0.0.1")
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kilnworks test CA")])
+
+    def builder(subject: x509.Name, public_key: object) -> x509.CertificateBuilder:
+        return (
+            x509.CertificateBuilder()
+            .subject_name(subject).issuer_name(ca_name).public_key(public_key)
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + dt.timedelta(days=1))
+        )  # fmt: skip
+
     ca = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=1))
+        builder(ca_name, ca_key.public_key())
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .add_extension(x509.KeyUsage(
             digital_signature=True, content_commitment=False, key_encipherment=False,
@@ -286,26 +294,40 @@ def write_ca_and_server_cert(directory: Path) -> tuple[Path, Path, Path]:
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), False)
         .sign(ca_key, hashes.SHA256())
     )  # fmt: skip
-    key = ec.generate_private_key(ec.SECP256R1())
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
-        .issuer_name(ca_name).public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(loopback)]), False)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
-                       False)
-        .sign(ca_key, hashes.SHA256())
-    )  # fmt: skip
+    aki = x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key())
+
+    def leaf(cn: str, usage: x509.ObjectIdentifier, san: bool) -> tuple[bytes, bytes]:
+        key = ec.generate_private_key(ec.SECP256R1())
+        b = builder(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)]), key.public_key())
+        if san:
+            loopback = ipaddress.ip_address("127.0.0.1")
+            b = b.add_extension(x509.SubjectAlternativeName([x509.IPAddress(loopback)]), False)
+        cert = (
+            b.add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([usage]), False)
+            .add_extension(aki, False)
+            .sign(ca_key, hashes.SHA256())
+        )
+        return cert.public_bytes(serialization.Encoding.PEM), key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+
     directory.mkdir(parents=True, exist_ok=True)
-    paths = directory / "ca.pem", directory / "server.pem", directory / "server.key"
-    paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    paths[1].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    paths[2].write_bytes(key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ))  # fmt: skip
+    files = {
+        "ca": ca.public_bytes(serialization.Encoding.PEM),
+    }
+    files["server_cert"], files["server_key"] = leaf(
+        "127.0.0.1", ExtendedKeyUsageOID.SERVER_AUTH, True
+    )
+    files["client_cert"], files["client_key"] = leaf(
+        "kilnworks-agent", ExtendedKeyUsageOID.CLIENT_AUTH, False
+    )
+    paths = {}
+    for name, data in files.items():
+        paths[name] = directory / f"{name}.pem"
+        paths[name].write_bytes(data)
     return paths
 
 

@@ -26,7 +26,7 @@ from tests.edge_agent.mqtt_support import (
     publish_all,
     publisher,
     running,
-    write_ca_and_server_cert,
+    write_pki,
 )
 from tests.servers import Mosquitto, wait_until
 
@@ -285,10 +285,13 @@ def test_end_to_end_over_mosquitto(mosquitto_shared: Mosquitto, protocol: str) -
 
 
 @pytest.mark.integration
-def test_persistent_session_keeps_messages_while_the_agent_is_down(mosquitto_shared) -> None:
+@pytest.mark.parametrize("protocol", ["5", "3.1.1"])
+def test_persistent_session_keeps_messages_while_the_agent_is_down(
+    mosquitto_shared: Mosquitto, protocol: str
+) -> None:
     client_id = f"kw-persist-{uuid.uuid4().hex[:6]}"
     out = RecordingOutput()
-    first = make_source(mosquitto_shared, client_id=client_id)
+    first = make_source(mosquitto_shared, client_id=client_id, protocol=protocol)
     pub = publisher(mosquitto_shared.port)
     with running(first, out):
         assert first.session.subscribed.wait(10)
@@ -296,7 +299,7 @@ def test_persistent_session_keeps_messages_while_the_agent_is_down(mosquitto_sha
         wait_counts(out, 1, "first cycle")
     # agent down: the broker queues for our session
     publish_all(pub, [(CYCLE_TOPIC, cycle(n)) for n in range(2, 202)])
-    second = make_source(mosquitto_shared, client_id=client_id)
+    second = make_source(mosquitto_shared, client_id=client_id, protocol=protocol)
     with running(second, out):
         wait_counts(out, 201, "cycles published while the agent was down")
         assert second.session.session_present is True
@@ -397,25 +400,33 @@ def test_username_password(tmp_path) -> None:
 
 
 @pytest.mark.integration
-def test_tls_with_a_private_ca(tmp_path) -> None:
-    ca, cert, key = write_ca_and_server_cert(tmp_path / "pki")
+@pytest.mark.parametrize("client_cert", [False, True], ids=["server-auth", "mutual-tls"])
+def test_tls_with_a_private_ca(tmp_path, client_cert: bool) -> None:
+    pki = write_pki(tmp_path / "pki")
     (tmp_path / "mq").mkdir()
-    broker = Mosquitto(
-        tmp_path / "mq", extra_config=f"cafile {ca}\ncertfile {cert}\nkeyfile {key}\n"
-    )
+    tls = f"cafile {pki['ca']}\ncertfile {pki['server_cert']}\nkeyfile {pki['server_key']}\n"
+    if client_cert:
+        tls += "require_certificate true\n"
+    broker = Mosquitto(tmp_path / "mq", extra_config=tls)
     broker.start()
     try:
-        text = doc_source_table("mqtt_json").data
-        text["url"] = f"mqtts://127.0.0.1:{broker.port}"
-        text["client_id"] = f"kw-tls-{uuid.uuid4().hex[:6]}"
-        text["tls"] = {"ca_file": str(ca)}
-        config = parse_mqtt_json_source(Table(text, "t.toml", "source[0]"))
+        data = dict(doc_source_table("mqtt_json").data)
+        data["url"] = f"mqtts://127.0.0.1:{broker.port}"
+        data["client_id"] = f"kw-tls-{uuid.uuid4().hex[:6]}"
+        data["tls"] = {"ca_file": str(pki["ca"])}
+        if client_cert:
+            data["tls"].update(cert_file=str(pki["client_cert"]), key_file=str(pki["client_key"]))
+        config = parse_mqtt_json_source(Table(data, "t.toml", "source[0]"))
         source = MqttJsonSource(config)
         out = RecordingOutput()
         with running(source, out):
             assert source.session.subscribed.wait(10), source.status()
             pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="tls-pub")
-            pub.tls_set(ca_certs=str(ca))
+            pub.tls_set(
+                ca_certs=str(pki["ca"]),
+                certfile=str(pki["client_cert"]) if client_cert else None,
+                keyfile=str(pki["client_key"]) if client_cert else None,
+            )
             pub.connect("127.0.0.1", broker.port)
             pub.loop_start()
             wait_until(pub.is_connected, 10, "TLS publisher")
@@ -424,5 +435,11 @@ def test_tls_with_a_private_ca(tmp_path) -> None:
             pub.disconnect()
             pub.loop_stop()
         assert out.values("count_total") == [4]
+        if client_cert:  # without the client certificate the broker must refuse us
+            del data["tls"]["cert_file"], data["tls"]["key_file"]
+            anonymous = MqttJsonSource(parse_mqtt_json_source(Table(data, "t.toml", "s")))
+            with running(anonymous, out):
+                wait_until(lambda: anonymous.status()["last_error"] != "", 10, "refusal")
+                assert not anonymous.session.subscribed.is_set()
     finally:
         broker.close()

@@ -214,6 +214,23 @@ def test_births_define_aliases_and_data_resolves_them(config) -> None:
     assert host.status()["devices_online"] == [ASSET]
 
 
+def test_birth_properties_give_the_unit_unless_the_config_does(config) -> None:
+    host = SparkplugHost(config, FakeClock())
+    node = Node()
+    host.handle(*node.nbirth(), 1)
+    p = Payload(timestamp=1000, seq=node.seq)
+    node.seq += 1
+    for name, unit in (("pressure_mpa", "bar"), ("oil_temperature_c", "°C")):
+        m = p.metrics.add(name=name, alias=len(p.metrics) + 1)
+        set_metric_value(m, DataType.DOUBLE, 1.0)
+        m.properties.keys.append("engUnit")
+        m.properties.values.add(type=int(DataType.STRING), string_value=unit)
+    result = host.handle(node.topic("DBIRTH", "press-2"), p.SerializeToString(), 1)
+    units = {r.field: r.unit for r in result.readings}
+    assert units["oil_temperature_c"] == "°C"  # from the birth
+    assert units["pressure_mpa"] == "MPa"  # [[source.metric]] wins over the device
+
+
 def test_seq_gap_requests_a_rebirth_once_per_interval_and_keeps_the_data(config) -> None:
     clock = FakeClock()
     host = SparkplugHost(config, clock)
