@@ -16,7 +16,7 @@ others.
 
 from __future__ import annotations
 
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from ingest.contracts import Store
 
@@ -46,7 +46,12 @@ def redact(url: str) -> str:
         query = urlencode(
             [(k, "***" if k.lower() in _SECRET_PARAMS else v) for k, v in pairs], safe="*"
         )
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+    if netloc == parts.netloc and query == parts.query:
+        return url  # nothing secret; urlunsplit would also fold sqlite:////abs into sqlite://abs
+    out = f"{parts.scheme}://{netloc}{parts.path}"
+    if query:
+        out += f"?{query}"
+    return f"{out}#{parts.fragment}" if parts.fragment else out
 
 
 def _secrets(url: str) -> list[str]:

@@ -1,0 +1,150 @@
+"""What the embedded store does beyond the shared contract: files, URLs, threads, raw reads;
+and how stores are named by URL (``ingest.stores``)."""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from core.reading import Quality, Reading, ReadingBatch
+from ingest.store_sqlite import SQLiteStore
+from ingest.stores import StoreURLError, open_store, redact
+from tests.ingest._helpers import FIELD, KILN, T0, floats, mixed
+
+S = 1_000_000_000
+
+
+def test_points_survive_reopen_and_rewrites_replace(tmp_path: Path) -> None:
+    path = tmp_path / "kw.db"
+    with_store = SQLiteStore(path)
+    with_store.write(floats(100))
+    with_store.close()
+    store = SQLiteStore(path)
+    store.write(floats(10, start=95))  # overlaps 95..99, adds 100..104
+    assert store.count() == 105
+    got = store.series(KILN, FIELD, T0, T0 + 1000 * S)
+    assert got.values.tolist() == [1000.0 + i for i in range(105)]
+    store.close()
+
+
+@pytest.mark.parametrize(
+    ("url", "path"),
+    [("sqlite:///:memory:", ":memory:"), ("sqlite://", ":memory:"),
+     ("sqlite:///data/kw.db", "data/kw.db"), ("sqlite:////var/lib/kw.db", "/var/lib/kw.db")],
+)  # fmt: skip
+def test_sqlite_url_paths_follow_the_sqlalchemy_convention(
+    url: str, path: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    if path.startswith("/"):
+        path = str(tmp_path) + path
+        url = "sqlite:///" + path
+    store = open_store(url)
+    assert isinstance(store, SQLiteStore) and store.path == path
+    store.write(floats(1))
+    if path != ":memory:":
+        assert os.path.exists(path)
+    store.close()
+
+
+def test_open_store_names_the_bad_url_without_its_secrets() -> None:
+    with pytest.raises(StoreURLError) as info:
+        open_store("postgres://admin:hunter2@db:5432/plant?token=abc")
+    message = str(info.value)
+    assert "unknown scheme 'postgres'" in message and "sqlite://" in message
+    assert "hunter2" not in message and "abc" not in message
+    with pytest.raises(StoreURLError, match="expected scheme://"):
+        open_store("kilnworks.db")
+
+
+def test_open_store_influx_schemes_reach_their_backends() -> None:
+    v1 = open_store("influxdb://kiln:pw@127.0.0.1:1/plant?timeout=0.5")
+    assert type(v1).__name__ == "InfluxV1Store"
+    v1.close()
+    v2 = open_store("influxdb2://127.0.0.1:1/?org=xinghai&bucket=plant&token=t0ken")
+    assert type(v2).__name__ == "InfluxV2Writer"
+    v2.close()
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("influxdb://bob:s3cret@h:8086/db?token=abc&rp=autogen",
+         "influxdb://bob:***@h:8086/db?token=***&rp=autogen"),
+        ("influxdb2://h:8086/?org=o&bucket=b&token=xyz", "influxdb2://h:8086/?org=o&bucket=b&token=***"),
+        ("sqlite:////var/lib/kw.db", "sqlite:////var/lib/kw.db"),
+        ("influxdb://bob@h/db", "influxdb://bob@h/db"),
+    ],
+)  # fmt: skip
+def test_redact(url: str, shown: str) -> None:
+    assert redact(url) == shown
+
+
+def test_concurrent_writers_and_readers(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "kw.db")
+    errors: list[BaseException] = []
+
+    def writer(k: int) -> None:
+        try:
+            for j in range(10):
+                store.write(
+                    floats(100, start=(k * 10 + j) * 100, field=f"zone{k}_tc1_temperature_c")
+                )
+                store.latest(KILN)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert store.count() == 4000
+    assert len(store.list_series(KILN)) == 4
+
+
+def test_raw_readings_keep_types_and_page_with_limit() -> None:
+    store = SQLiteStore()
+    store.write(ReadingBatch.from_readings(mixed()))
+    (r,) = store.readings(KILN, "cycle_count", T0, T0 + S).to_readings()
+    assert r == mixed()[1]
+    store.write(floats(10))
+    page = store.readings(KILN, FIELD, T0, T0 + 100 * S, limit=4)
+    assert [x.value for x in page.to_readings()] == [1000.0, 1001.0, 1002.0, 1003.0]
+
+
+def test_a_series_that_mixes_numbers_and_text_reads_as_objects() -> None:
+    store = SQLiteStore()
+    store.write(ReadingBatch.from_readings([
+        Reading(KILN, "state", 1.5, Quality.GOOD, T0, T0),
+        Reading(KILN, "state", "firing", Quality.GOOD, T0 + 1, T0),
+    ]))  # fmt: skip
+    got = store.series(KILN, "state", T0, T0 + 2)
+    assert got.values.dtype == object and got.values.tolist() == [1.5, "firing"]
+    assert store.series(
+        KILN, "state", T0, T0 + 2, window_ns=S, aggregate="last"
+    ).values.tolist() == ["firing"]
+    with pytest.raises(ValueError, match="numeric field"):
+        store.series(KILN, "state", T0, T0 + 2, window_ns=S, aggregate="mean")
+
+
+def test_bad_downsampling_arguments_are_clear_errors() -> None:
+    store = SQLiteStore()
+    store.write(floats(3))
+    with pytest.raises(ValueError, match="aggregate 'median'"):
+        store.series(KILN, FIELD, T0, T0 + 9 * S, window_ns=S, aggregate="median")
+    with pytest.raises(ValueError, match="window_ns"):
+        store.series(KILN, FIELD, T0, T0 + 9 * S, window_ns=0)
+
+
+def test_downsampling_negative_times_floors_to_the_window() -> None:
+    store = SQLiteStore()
+    store.write(ReadingBatch.from_floats(KILN, FIELD, np.array([1.0, 2.0, 3.0]),
+                                         np.array([-15, -5, 5]), received_time_ns=0))  # fmt: skip
+    got = store.series(KILN, FIELD, -100, 100, window_ns=10, aggregate="sum")
+    assert got.time_ns.tolist() == [-20, -10, 0] and got.values.tolist() == [1.0, 2.0, 3.0]
