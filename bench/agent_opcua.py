@@ -109,7 +109,7 @@ async def measure_baseline(endpoint: str, nodes: int, warmup: float, seconds: fl
             nonlocal count
             count += 1
 
-    async with Client(endpoint, timeout=10) as client:
+    async with Client(endpoint, timeout=10, watchdog_intervall=30.0) as client:
         idx = await client.get_namespace_index(NAMESPACE)
         sub = await client.create_subscription(cfg["publishing_interval_ms"], Handler())
         nids = [client.get_node(ua.NodeId(f"kiln.tc{i}", idx)) for i in range(nodes)]
@@ -151,7 +151,7 @@ async def measure_agent(endpoint: str, nodes: int, warmup: float, seconds: float
     from ingest.spool import Spool
 
     with tempfile.TemporaryDirectory(prefix="bench-agent-") as tmp:
-        async with Client(endpoint, timeout=10) as probe:
+        async with Client(endpoint, timeout=10, watchdog_intervall=30.0) as probe:
             idx = await probe.get_namespace_index(NAMESPACE)
             mappings = tuple(
                 NodeMapping(

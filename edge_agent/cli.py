@@ -100,7 +100,12 @@ def _run(args: argparse.Namespace) -> int:
     _setup_logging(args.log_level or config.log_level)
     from edge_agent.runtime import Agent
 
-    Agent(config).run()
+    try:
+        Agent(config).run()
+    except Exception as exc:  # the spool locked by another agent, a store URL it cannot open...
+        log.error("cannot run: %s", exc, exc_info=log.isEnabledFor(logging.DEBUG))
+        print(f"kilnworks agent: cannot run: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

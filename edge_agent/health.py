@@ -149,6 +149,10 @@ def health_report(
     problems = [
         f"source {n} disconnected" for n, s in sorted(sources.items()) if not s.get("connected")
     ]
+    for name, status in sorted(sources.items()):
+        nodes, monitored = status.get("nodes"), status.get("monitored")
+        if status.get("connected") and nodes and monitored is not None and monitored < nodes:
+            problems.append(f"source {name}: {nodes - monitored} of {nodes} nodes not monitored")
     age = spool.get("oldest_age_s")
     if age is not None and age > max_spool_age_s:
         problems.append(f"spool oldest reading {age:.0f} s old (store not taking data?)")

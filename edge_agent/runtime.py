@@ -365,8 +365,11 @@ class Agent:
             raise self._start_error
 
     async def _thread_main(self) -> None:
-        with contextlib.suppress(BaseException):
+        try:
             await self.run_async()
+        except BaseException as exc:  # the thread's last word: start() re-raises open errors
+            if self._started.is_set() and self._start_error is None:
+                log.exception("agent %s stopped by an error: %s", self.config.name, exc)
 
     def stop(self, timeout_s: float = 30.0) -> None:
         """Stop a ``start()``-ed agent: sources first, then drain the forwarder."""
