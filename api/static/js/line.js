@@ -20,14 +20,14 @@ export async function render(el, p) {
   const line = `${p.e}/${p.s}/${p.l}`;
   el.innerHTML = html`<h1>Line ${line}</h1>
     <div class="kpis" id="kpis"></div>
-    <div class="card"><h2>OEE per shift, with the six big losses (hours of planned busy time)</h2>
+    <div class="card"><h2>OEE per shift (last 24 h), with the six big losses (hours of planned busy time)</h2>
       <div id="oee" class="chart" style="height:380px"></div></div>
     <div class="card"><h2>State timeline (last 24 h)</h2><div id="states" class="chart"></div></div>`;
   // The server's clock, not the browser's: the demo runs on a simulated clock.
   const now = (await api("health")).now_ns;
-  const oee = await api("oee", { params: { scope: line, bucket: "shift", start_ns: now - 3 * 86400e9, end_ns: now } });
+  const oee = await api("oee", { params: { scope: line, bucket: "shift", start_ns: now - 86400e9, end_ns: now } });
   const t = oee.total;
-  el.querySelector("#kpis").innerHTML = [["OEE (3 days)", pct(t.oee)], ["Availability", pct(t.availability)],
+  el.querySelector("#kpis").innerHTML = [["OEE (24 h)", pct(t.oee)], ["Availability", pct(t.availability)],
     ["Performance", pct(t.performance)], ["Quality", pct(t.quality)], ["Good", t.good], ["Rejected", t.rejected]]
     .map(([k, v]) => html`<div class="kpi"><span class="muted">${k}</span><b>${v}</b></div>`).join("");
   const x = oee.periods.map((q) => q.period);
@@ -37,7 +37,7 @@ export async function render(el, p) {
   traces.push({ type: "scatter", mode: "lines+markers", name: "OEE", x, y: oee.periods.map((q) => q.oee),
     yaxis: "y2", line: { color: "#111827" } });
   Plotly.react(el.querySelector("#oee"), traces, {
-    ...PLOT_LAYOUT, barmode: "stack", yaxis: { title: "h" },
+    ...PLOT_LAYOUT, margin: { ...PLOT_LAYOUT.margin, r: 55 }, barmode: "stack", yaxis: { title: "h" },
     yaxis2: { title: "OEE", overlaying: "y", side: "right", range: [0, 1], tickformat: ".0%",
       tickvals: [0, 0.25, 0.5, 0.75, 1], showgrid: false },
   }, PLOT_CONFIG);
