@@ -23,6 +23,7 @@ import math
 from enum import IntEnum
 from typing import Any
 
+import numpy as np
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.message import DecodeError
 
@@ -289,9 +290,10 @@ def metric_value(metric: Any, datatype: int) -> bool | int | float | str:
     if dt in (DataType.FLOAT, DataType.DOUBLE):
         value = float(_expect(metric, kind, dt, "double_value", "float_value"))
         if dt == DataType.FLOAT and math.isfinite(value):
-            # A float32 widened to float64 shows its binary noise (88.4 -> 88.40000152...);
-            # 7 significant digits is all a float32 carries.
-            value = float(f"{value:.7g}")
+            # A float32 widened to float64 shows its binary noise (88.4 -> 88.40000152...).
+            # numpy prints the shortest decimal that round-trips to the same float32, so the
+            # stored double is what the device meant and two distinct float32s stay distinct.
+            value = float(str(np.float32(value)))
         return value
     if dt == DataType.BOOLEAN:
         return bool(_expect(metric, kind, dt, "boolean_value"))

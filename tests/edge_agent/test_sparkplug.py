@@ -59,7 +59,8 @@ def config():
     [
         (DataType.INT8, -128), (DataType.INT16, -2), (DataType.INT32, -(2**31)),
         (DataType.INT64, -(2**63)), (DataType.UINT32, 2**32 - 1), (DataType.UINT64, 2**64 - 1),
-        (DataType.DOUBLE, 152.3), (DataType.FLOAT, 88.4), (DataType.BOOLEAN, True),
+        (DataType.DOUBLE, 152.3), (DataType.FLOAT, 88.4), (DataType.FLOAT, 1.0000001),
+        (DataType.BOOLEAN, True),
         (DataType.STRING, "crack"), (DataType.DATETIME, 1_764_000_000_123),
     ],
 )  # fmt: skip
