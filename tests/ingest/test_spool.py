@@ -13,8 +13,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from core.reading import Quality, Reading, ReadingBatch
+from ingest import batch_codec
 from ingest.spool import Spool, SpoolLocked
 from tests.ingest._helpers import KILN, T0, floats, mixed
 
@@ -232,3 +235,38 @@ def test_a_batch_larger_than_the_whole_spool_is_refused_not_kept(tmp_path: Path)
         assert {r.reason for r in result.rejected} == {"batch larger than the whole spool"}
         assert spool.depth() == 10  # the older readings were not sacrificed for nothing
         assert spool.stats()["dropped"] == {"batch_too_large": 1000}
+
+
+_TEXT = st.text(st.characters(blacklist_categories=("Cs",)), max_size=6)
+_READING = st.builds(
+    Reading,
+    st.sampled_from([KILN, "e/s/l/ä b", "x/y/z/w"]),
+    st.sampled_from(["t_c", "温度", "flow m3/h"]),
+    st.one_of(
+        st.floats(allow_nan=False, allow_infinity=False), st.booleans(), _TEXT,
+        st.integers(min_value=-(2**63), max_value=2**63 - 1),
+    ),
+    st.sampled_from(list(Quality)),
+    st.integers(min_value=-(2**63), max_value=2**63 - 1),
+    st.integers(min_value=-(2**63), max_value=2**63 - 1),
+    _TEXT,
+)  # fmt: skip
+
+
+@settings(max_examples=80, deadline=None)
+@given(readings=st.lists(_READING, max_size=30))
+def test_the_stored_form_of_a_batch_is_exact(readings: list[Reading]) -> None:
+    batch = ReadingBatch.from_readings(readings)
+    back = batch_codec.decode(batch_codec.encode(batch))
+    assert back.to_readings() == readings
+    assert [type(r.value) for r in back.to_readings()] == [type(r.value) for r in readings]
+    assert [
+        np.float64(r.value).tobytes() for r in back.to_readings() if type(r.value) is float
+    ] == [np.float64(r.value).tobytes() for r in readings if type(r.value) is float]
+
+
+def test_a_damaged_blob_is_a_clear_error() -> None:
+    blob = batch_codec.encode(floats(5))
+    for bad in (b"", b"XXXX" + blob[4:], blob[:-3], blob + b"\0"):
+        with pytest.raises(batch_codec.CorruptBatch):
+            batch_codec.decode(bad)

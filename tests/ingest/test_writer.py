@@ -227,3 +227,15 @@ def test_two_writes_in_flight_acks_stay_in_order_and_a_failure_loses_nothing(
     assert store.sizes().count(100) >= 3
     assert fwd.stats()["store_unavailable"] == 1
     assert spool.stats()["forwarded"] == 300
+
+
+def test_stop_interrupts_a_long_backoff(spool: Spool) -> None:
+    store = RecordingStore(failures=[StoreUnavailable("down")] * 100)
+    fwd = Forwarder(spool, store, batch_size=10, initial_backoff_s=600, max_backoff_s=600)
+    spool.put(floats(10))
+    fwd.start()
+    wait_until(lambda: fwd.stats()["backoff_s"] > 0, 10, "the first failed write")
+    stopped = threading.Event()
+    threading.Thread(target=lambda: (fwd.stop(drain=False, timeout_s=10), stopped.set())).start()
+    assert stopped.wait(10), "stop() waited for the 10-minute backoff"
+    assert spool.depth() == 10
