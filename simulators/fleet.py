@@ -27,7 +27,9 @@ Constructor (all keyword-only after the scenario; a scenario is a built-in name,
 * ``truth_dir`` ground-truth JSON Lines (see simulators/truth.py); ``seed`` makes runs repeatable;
 * ``sample_interval_s`` / ``max_publish_hz`` override the scenario's kiln sampling;
 * ``scheduled_faults`` False ignores the scenario's [[fault]] schedule;
-* ``connect_timeout_s`` how long ``start()`` waits for MQTT before starting anyway (links retry).
+* ``connect_timeout_s`` how long ``start()`` waits for MQTT before starting anyway (links retry);
+* ``standard_space`` a :class:`~simulators.opcua_gateway.StandardAddressSpace` shared between
+  fleets (tests starting several fleets build asyncua's standard nodes once).
 
 Kiln sampling: one sample tick every ``max(sample_interval_s, speed / max_publish_hz)``
 simulated seconds, so wall-clock load stays bounded at any speed (shangbu at ``--speed 600``:
@@ -133,6 +135,7 @@ class Fleet:
         max_publish_hz: float | None = None,
         scheduled_faults: bool = True,
         connect_timeout_s: float = 5.0,
+        standard_space: StandardAddressSpace | None = None,
     ) -> None:
         self.scenario = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
         sc = self.scenario
@@ -209,7 +212,7 @@ class Fleet:
         self._wake: dict[str, asyncio.Event] = {}
         self._fault_timers: dict[tuple[str, str], asyncio.Task[None]] = {}
         self._last_text: dict[str, dict[str, Any]] = {}
-        self._standard_space = StandardAddressSpace()
+        self._standard_space = standard_space or StandardAddressSpace()
         self._active_params: dict[tuple[str, str], dict[str, Any]] = {}
         self._started = False
         self.counters: dict[str, int] = {

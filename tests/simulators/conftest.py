@@ -9,7 +9,16 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import pytest
+
+from simulators.opcua_gateway import StandardAddressSpace
 from simulators.scenario import Scenario, parse_scenario
+
+
+@pytest.fixture(scope="session")
+def standard_space() -> StandardAddressSpace:
+    """asyncua's standard address space, built by the first fleet and copied by the others."""
+    return StandardAddressSpace()
 
 
 def kiln_scenario(**kiln_overrides: Any) -> Scenario:

@@ -46,7 +46,7 @@ class Collector:
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def fleet(tmp_path_factory: pytest.TempPathFactory):
+async def fleet(tmp_path_factory: pytest.TempPathFactory, standard_space):
     truth = tmp_path_factory.mktemp("truth")
     f = Fleet(
         kiln_scenario(),
@@ -56,6 +56,7 @@ async def fleet(tmp_path_factory: pytest.TempPathFactory):
         seed=3,
         max_publish_hz=10.0,
         state_dir=tmp_path_factory.mktemp("state"),
+        standard_space=standard_space,
     )
     await f.start()
     yield f

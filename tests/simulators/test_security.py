@@ -23,7 +23,7 @@ from tests.simulators.conftest import kiln_scenario, press_scenario, unique
 pytestmark = pytest.mark.integration
 
 
-async def test_opcua_encrypt_only_with_username(tmp_path: Path) -> None:
+async def test_opcua_encrypt_only_with_username(tmp_path: Path, standard_space) -> None:
     fleet = Fleet(
         kiln_scenario(),
         speed=600,
@@ -32,6 +32,7 @@ async def test_opcua_encrypt_only_with_username(tmp_path: Path) -> None:
         opcua_username="operator",
         opcua_password="kiln-4-ever",
         state_dir=tmp_path / "state",
+        standard_space=standard_space,
     )
     key, cert = tmp_path / "k.pem", tmp_path / "c.der"
     uri = "urn:kilnworks-test:client"
