@@ -168,8 +168,11 @@ class InfluxV1Config:
         )
 
 
-def make_client(config: InfluxV1Config) -> httpx.Client:
-    """A keep-alive HTTP client with the URL's credentials; the default client factory."""
+def make_client(
+    config: InfluxV1Config, transport: httpx.BaseTransport | None = None
+) -> httpx.Client:
+    """A keep-alive HTTP client with the URL's credentials; the default client factory.
+    ``transport`` replaces the network (``httpx.MockTransport`` in unit tests)."""
     headers = {"User-Agent": "kilnworks"}
     auth = None
     if config.token:
@@ -182,6 +185,7 @@ def make_client(config: InfluxV1Config) -> httpx.Client:
         auth=auth,
         timeout=httpx.Timeout(config.timeout_s),
         verify=config.verify_tls,
+        transport=transport,
     )
 
 
