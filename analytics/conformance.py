@@ -49,7 +49,7 @@ from analytics.firing_metrics import (
     interval_weights,
     ls_slope,
     runs,
-    segment_sums,
+    segments_sums,
 )
 from analytics.programme import Programme, SegmentSpan
 from core.reading import Quality
@@ -560,13 +560,14 @@ def _judge(
     segments: list[SegmentReport] = []
     hold_worst = []
     ramp_ranges = []
+    if spans and n:
+        seg_bounds = np.maximum.accumulate(np.asarray(bounds[: len(spans) + 1], dtype=np.int64))
+        achieved_all = ls_slope(segments_sums(t_h, y0, bad_rows, bad_cols, seg_bounds))
     for j, span in enumerate(spans):
         lo, hi = int(bounds[j]), int(bounds[j + 1])
         hi = max(hi, lo)
         seg_idx_at[lo:hi] = j
-        achieved = np.full(k, np.nan)
-        if hi - lo >= 3:
-            achieved = ls_slope(segment_sums(t_h, y0, bad_rows, bad_cols, lo, hi))
+        achieved = achieved_all[:, j] if n else np.full(k, np.nan)
         soak = None
         if span.kind == "hold":
             in_seg = (out_cols >= lo) & (out_cols < hi)
@@ -581,8 +582,8 @@ def _judge(
         if hi > lo:
             ip, seg_peak = _masked_argmax(y0, temps_ok, lo, hi, ws)
             seg_peak_ns = tuple(
-                int(t_ns[i]) if np.isfinite(v) else None
-                for i, v in zip(ip.tolist(), seg_peak.tolist(), strict=True)
+                tn if ok else None
+                for tn, ok in zip(t_ns[ip].tolist(), np.isfinite(seg_peak).tolist(), strict=True)
             )
         else:
             seg_peak, seg_peak_ns = np.full(k, np.nan), (None,) * k

@@ -107,7 +107,7 @@ class SampleWeights:
     def weighted_sum(self, f: np.ndarray, lo: int = 0, hi: int | None = None) -> np.ndarray:
         """``Σ_i w[k, i] f[k, i]`` over columns ``[lo, hi)``; ``f`` must be 0 where invalid."""
         hi = self.n if hi is None else hi
-        base = f[:, lo:hi] @ self.wc[lo:hi]
+        base = np.einsum("kn,n->k", f[:, lo:hi], self.wc[lo:hi])  # no BLAS: see segments_sums
         m = (self.lost_cols >= lo) & (self.lost_cols < hi)
         if m.any():
             r, c = self.lost_rows[m], self.lost_cols[m]
@@ -173,28 +173,48 @@ def ls_slope(sums: np.ndarray, min_samples: int = 3) -> np.ndarray:
     return np.where(ok, slope, np.nan)
 
 
-def segment_sums(
-    t_h: np.ndarray, y0: np.ndarray, bad_rows: np.ndarray, bad_cols: np.ndarray, lo: int, hi: int
+def segments_sums(
+    t_h: np.ndarray, y0: np.ndarray, bad_rows: np.ndarray, bad_cols: np.ndarray, bounds: np.ndarray
 ) -> np.ndarray:
-    """``(5, K)`` sums n, Σt, Σt², Σy, Σty over the valid samples in ``[lo, hi)``.
+    """``(5, K, S)`` sums n, Σt, Σt², Σy, Σty over the valid samples of every segment at once;
+    segment ``j`` is samples ``[bounds[j], bounds[j+1])`` (``bounds`` non-decreasing).
 
-    ``y0`` holds 0 at unusable samples, listed in ``bad_rows``/``bad_cols``. Σy and Σty are one
-    matrix product over the slice (BLAS, one pass); n, Σt, Σt² are the same for every
-    thermocouple minus the few unusable samples. Time is centred on the slice so the sums do
+    ``y0`` holds 0 at unusable samples, listed in ``bad_rows``/``bad_cols``: n, Σt, Σt² are
+    the same for every thermocouple minus those few; Σy, Σty are einsum contractions over each
+    segment's slice (one pass over ``y0`` in all). Time is centred per segment so the sums do
     not cancel.
+
+    Deliberately no BLAS (``@``) in this module: OpenBLAS threads even small products, and on a
+    busy plant server those threads spin against each other; NumPy's own loops stay on one core
+    and the caller parallelises over firings instead.
     """
     k = y0.shape[0]
+    bounds = np.asarray(bounds, dtype=np.int64)
+    n_seg = len(bounds) - 1
+    lo, hi = int(bounds[0]), int(bounds[-1])
+    lengths = np.diff(bounds)
+    seg = np.repeat(np.arange(n_seg), lengths)  # segment of each sample in [lo, hi)
     t = t_h[lo:hi]
-    tc = t - (t[0] + t[-1]) / 2 if t.size else t
-    basis = np.stack([np.ones_like(tc), tc, tc * tc], axis=1)  # (n, 3)
-    out = np.empty((5, k))
-    out[:3] = basis.sum(axis=0)[:, None]
+    first = t_h[np.minimum(bounds[:-1], len(t_h) - 1)] if len(t_h) else np.zeros(n_seg)
+    last = t_h[np.clip(bounds[1:] - 1, 0, max(len(t_h) - 1, 0))] if len(t_h) else first
+    tc = t - ((first + last) / 2)[seg]
+    out = np.empty((5, k, n_seg))
+    out[0] = lengths.astype(np.float64)
+    out[1] = np.bincount(seg, weights=tc, minlength=n_seg)
+    out[2] = np.bincount(seg, weights=tc * tc, minlength=n_seg)
     m = (bad_cols >= lo) & (bad_cols < hi)
     if m.any():
-        r, c = bad_rows[m], bad_cols[m] - lo
-        for i in range(3):
-            out[i] -= np.bincount(r, weights=basis[c, i], minlength=k)
-    out[3:] = (y0[:, lo:hi] @ basis[:, :2]).T
+        c = bad_cols[m] - lo
+        key = bad_rows[m] * n_seg + seg[c]
+        size = k * n_seg
+        out[0] -= np.bincount(key, minlength=size).reshape(k, n_seg)
+        out[1] -= np.bincount(key, weights=tc[c], minlength=size).reshape(k, n_seg)
+        out[2] -= np.bincount(key, weights=tc[c] * tc[c], minlength=size).reshape(k, n_seg)
+    for j in range(n_seg):  # one iteration per segment, not per sample
+        a, b = int(bounds[j]), int(bounds[j + 1])
+        part = y0[:, a:b]
+        out[3, :, j] = part.sum(axis=1)
+        out[4, :, j] = np.einsum("kn,n->k", part, tc[a - lo : b - lo])
     return out
 
 
@@ -204,9 +224,9 @@ def block_sums(
     """Per block of ``b`` consecutive samples: ``(5, K, G)`` sums n, Σt, Σt², Σy, Σty over
     valid samples, with ``G = N // b`` (a tail shorter than a block is left out).
 
-    Σy, Σty work on a (K, G, b) view of ``y0`` (no copy): a matrix product with ones and an
-    einsum contraction. n, Σt, Σt² are common to all thermocouples minus the unusable samples
-    (``bad_rows``/``bad_cols``, where ``y0`` is 0).
+    Σy, Σty are einsum contractions over a (K, G, b) view of ``y0`` (no copy). n, Σt, Σt²
+    are common to all thermocouples minus the unusable samples (``bad_rows``/``bad_cols``,
+    where ``y0`` is 0).
     """
     k, n = y0.shape
     g = n // b
@@ -225,6 +245,6 @@ def block_sums(
         out[1] -= np.bincount(key, weights=tb, minlength=k * g).reshape(k, g)
         out[2] -= np.bincount(key, weights=tb * tb, minlength=k * g).reshape(k, g)
     yr = y0[:, :m].reshape(k, g, b)
-    np.matmul(yr, np.ones(b), out=out[3])
+    np.einsum("kgb->kg", yr, out=out[3])
     np.einsum("kgb,gb->kg", yr, tr, out=out[4])
     return out
