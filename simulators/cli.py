@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import re
 import signal
 import sys
@@ -104,7 +105,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--opcua-password", help="password for --opcua-user")
     p.add_argument(
         "--state-dir",
-        default=".kilnworks-sim",
+        default=str(
+            Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
+            / "kilnworks-sim"
+        ),
         help="certificates are generated here on first start",
     )
     p.add_argument(
