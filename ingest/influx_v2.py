@@ -227,6 +227,12 @@ class InfluxV2Writer:
         self._write_api.close()
         self._client.close()
 
+    def __enter__(self) -> InfluxV2Writer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
 
 def _message(exc: ApiException) -> str:
     import json
