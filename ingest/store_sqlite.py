@@ -12,8 +12,12 @@ keeps what it was given: REAL (float64, exact), INTEGER (int64, and bools as 0/1
 ``kind`` telling them apart) or TEXT.
 
 Durability: WAL with ``synchronous=FULL`` (a write the forwarder was told succeeded is on disk,
-so the spool may forget it). Thread-safe: one connection behind a lock; SQLite serialises
-writers anyway, and the reads here are short.
+so the spool may forget it). Thread-safe: writes go through one connection behind a lock;
+reads use a connection per thread, so a long read (the API) runs beside the writer (the
+forwarder). Several processes may share one file (the agent writes, the API and an import
+read or write): series created elsewhere are found on a cache miss, and a lock held by another
+process beyond ``BUSY_TIMEOUT_S`` (or a full disk) is :class:`StoreUnavailable`, which the
+forwarder retries.
 
 URLs (``ingest.stores.open_store``): ``sqlite:///relative/path.db``,
 ``sqlite:////absolute/path.db``, ``sqlite:///:memory:``.
@@ -21,16 +25,18 @@ URLs (``ingest.stores.open_store``): ``sqlite:///relative/path.db``,
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
 from core.reading import KIND_BOOL, KIND_FLOAT, KIND_INT, KIND_STR, Quality, Reading, ReadingBatch
 from ingest.batch_check import check_batch
-from ingest.contracts import Series, WriteResult
+from ingest.contracts import Series, StoreUnavailable, WriteResult
 from ingest.downsample import downsample
 
 _SCHEMA = """
@@ -53,6 +59,7 @@ CREATE TABLE IF NOT EXISTS point (
 ) WITHOUT ROWID;
 """
 
+BUSY_TIMEOUT_S = 10.0
 _NUMERIC_ROW = np.dtype([("time_ns", np.int64), ("value", np.float64), ("quality", np.uint8)])
 
 
@@ -64,7 +71,13 @@ class SQLiteStore:
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        # timeout: how long to wait for another process's write lock (the agent and the API
+        # or an import may share one file) before giving up with StoreUnavailable.
+        self._db = sqlite3.connect(
+            self.path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_S
+        )
+        self._readers: list[sqlite3.Connection] = []
+        self._local = threading.local()
         if self.path != ":memory:":
             self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
@@ -109,6 +122,17 @@ class SQLiteStore:
         text_rows = np.flatnonzero(kind == KIND_STR).tolist()
         for i in text_rows:
             values[i] = good.text[i]
+        try:
+            self._write_rows(good, kind, values, text_rows)
+        except sqlite3.OperationalError as exc:
+            # Locked by another process for longer than the busy timeout, disk full, file
+            # gone read-only: nothing was written; the forwarder keeps the batch and retries.
+            raise StoreUnavailable(f"SQLite store {self.path}: {exc}") from exc
+        return WriteResult(n, rejected)
+
+    def _write_rows(
+        self, good: ReadingBatch, kind: np.ndarray, values: list, text_rows: list[int]
+    ) -> None:
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
@@ -130,7 +154,6 @@ class SQLiteStore:
                 self._reload_series_ids()
                 raise
             self._text_series.update(sids[i] for i in text_rows)
-        return WriteResult(n, rejected)
 
     def _ids_for(self, assets: np.ndarray, fields: np.ndarray) -> list[int]:
         ids = self._series_ids
@@ -138,24 +161,58 @@ class SQLiteStore:
         for key in zip(assets.tolist(), fields.tolist(), strict=True):
             sid = ids.get(key)
             if sid is None:
-                cur = self._db.execute("INSERT INTO series (asset, field) VALUES (?, ?)", key)
-                sid = ids[key] = int(cur.lastrowid)  # type: ignore[arg-type]
+                # OR IGNORE + SELECT: another process writing the same file may have created
+                # the series since this store was opened.
+                self._db.execute("INSERT OR IGNORE INTO series (asset, field) VALUES (?, ?)", key)
+                row = self._db.execute(
+                    "SELECT id, has_text FROM series WHERE asset = ? AND field = ?", key
+                ).fetchone()
+                sid = ids[key] = int(row[0])
+                if row[1]:
+                    self._text_series.add(sid)
             out.append(sid)
         return out
 
     def _lookup_series(self, asset: str, field: str) -> int | None:
         """A series another process (the agent writing the same file) created after this store
         was opened: the id cache only knows the series seen at open or written here."""
-        with self._lock:
-            row = self._db.execute(
+        with self._reader() as db:
+            row = db.execute(
                 "SELECT id, has_text FROM series WHERE asset = ? AND field = ?", (asset, field)
             ).fetchone()
-            if row is None:
-                return None
-            self._series_ids[(asset, field)] = int(row[0])
-            if row[1]:
-                self._text_series.add(int(row[0]))
+        if row is None:
+            return None
+        self._series_ids[(asset, field)] = int(row[0])
+        if row[1]:
+            self._text_series.add(int(row[0]))
         return int(row[0])
+
+    def _series_id(self, asset: str, field: str) -> int | None:
+        sid = self._series_ids.get((asset, field))
+        return sid if sid is not None else self._lookup_series(asset, field)
+
+    @contextlib.contextmanager
+    def _reader(self) -> Iterator[sqlite3.Connection]:
+        """A connection for reads. For a file, one per thread: WAL lets readers run beside
+        the writer, so a long series read by the API never holds up the forwarder's writes.
+        ``:memory:`` has only the one connection (behind the lock)."""
+        if self.path == ":memory:":
+            with self._lock:
+                yield self._db
+            return
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(
+                self.path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_S
+            )
+            db.execute("PRAGMA query_only=1")
+            self._local.db = db
+            with self._lock:
+                self._readers.append(db)
+        try:
+            yield db
+        except sqlite3.OperationalError as exc:
+            raise StoreUnavailable(f"SQLite store {self.path}: {exc}") from exc
 
     def _reload_series_ids(self) -> None:
         self._series_ids = {
@@ -182,21 +239,24 @@ class SQLiteStore:
         return downsample(raw, window_ns, aggregate)
 
     def _raw_series(self, asset: str, field: str, start_ns: int, end_ns: int) -> Series:
-        sid = self._series_ids.get((asset, field))
-        if sid is None and start_ns < end_ns:
-            sid = self._lookup_series(asset, field)
-        if sid is None or start_ns >= end_ns:
+        sid = self._series_id(asset, field) if start_ns < end_ns else None
+        if sid is None:
             return Series(np.empty(0, np.int64), np.empty(0, np.float64), np.empty(0, np.uint8))
         sql = (
             "SELECT time_ns, value, quality FROM point "
             "WHERE series_id = ? AND time_ns >= ? AND time_ns < ? ORDER BY time_ns"
         )
-        with self._lock:
-            cur = self._db.execute(sql, (sid, start_ns, end_ns))
+        with self._reader() as db:
             if sid not in self._text_series:
-                rows = np.fromiter(cur, dtype=_NUMERIC_ROW)
-                return Series(rows["time_ns"].copy(), rows["value"].copy(), rows["quality"].copy())
-            fetched = cur.fetchall()
+                try:
+                    rows = np.fromiter(db.execute(sql, (sid, start_ns, end_ns)), _NUMERIC_ROW)
+                    return Series(
+                        rows["time_ns"].copy(), rows["value"].copy(), rows["quality"].copy()
+                    )
+                except (ValueError, TypeError):
+                    # Text written by another process since we looked: read as objects.
+                    self._text_series.add(sid)
+            fetched = db.execute(sql, (sid, start_ns, end_ns)).fetchall()
         n = len(fetched)
         time_ns = np.fromiter((r[0] for r in fetched), dtype=np.int64, count=n)
         values = np.empty(n, dtype=object)
@@ -209,11 +269,11 @@ class SQLiteStore:
     ) -> ReadingBatch:
         """The raw readings of one series in ``[start_ns, end_ns)``, oldest first, at most
         ``limit`` of them, with their value types, quality, receive time and unit."""
-        sid = self._series_ids.get((asset, field))
-        if sid is None or start_ns >= end_ns:
+        sid = self._series_id(asset, field) if start_ns < end_ns else None
+        if sid is None:
             return ReadingBatch.empty()
-        with self._lock:
-            rows = self._db.execute(
+        with self._reader() as db:
+            rows = db.execute(
                 "SELECT time_ns, kind, value, quality, received_ns, unit FROM point "
                 "WHERE series_id = ? AND time_ns >= ? AND time_ns < ? ORDER BY time_ns LIMIT ?",
                 (sid, int(start_ns), int(end_ns), -1 if limit is None else int(limit)),
@@ -225,8 +285,8 @@ class SQLiteStore:
 
     def latest(self, asset: str) -> dict[str, Reading]:
         """See :meth:`ingest.contracts.Store.latest`."""
-        with self._lock:
-            rows = self._db.execute(
+        with self._reader() as db:
+            rows = db.execute(
                 "SELECT s.field, p.time_ns, p.kind, p.value, p.quality, p.received_ns, p.unit "
                 "FROM series s JOIN point p ON p.series_id = s.id AND p.time_ns = "
                 "(SELECT MAX(time_ns) FROM point WHERE series_id = s.id) WHERE s.asset = ?",
@@ -239,8 +299,8 @@ class SQLiteStore:
 
     def list_series(self, asset_prefix: str = "") -> list[tuple[str, str]]:
         """See :meth:`ingest.contracts.Store.list_series`."""
-        with self._lock:
-            rows = self._db.execute(
+        with self._reader() as db:
+            rows = db.execute(
                 "SELECT asset, field FROM series WHERE substr(asset, 1, ?) = ? "
                 "AND EXISTS (SELECT 1 FROM point WHERE series_id = series.id) "
                 "ORDER BY asset, field",
@@ -250,11 +310,14 @@ class SQLiteStore:
 
     def count(self) -> int:
         """Points held (tests and the demo's summary)."""
-        with self._lock:
-            return int(self._db.execute("SELECT COUNT(*) FROM point").fetchone()[0])
+        with self._reader() as db:
+            return int(db.execute("SELECT COUNT(*) FROM point").fetchone()[0])
 
     def close(self) -> None:
         with self._lock:
+            for db in self._readers:
+                db.close()
+            self._readers.clear()
             self._db.close()
 
 

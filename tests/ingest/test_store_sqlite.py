@@ -148,3 +148,41 @@ def test_downsampling_negative_times_floors_to_the_window() -> None:
                                          np.array([-15, -5, 5]), received_time_ns=0))  # fmt: skip
     got = store.series(KILN, FIELD, -100, 100, window_ns=10, aggregate="sum")
     assert got.time_ns.tolist() == [-20, -10, 0] and got.values.tolist() == [1.0, 2.0, 3.0]
+
+
+def test_two_stores_on_one_file_as_two_processes_would(tmp_path: Path) -> None:
+    # Each SQLiteStore has its own connections and caches, like the agent and the API do.
+    agent, api = SQLiteStore(tmp_path / "kw.db"), SQLiteStore(tmp_path / "kw.db")
+    agent.write(floats(5))
+    api.write(floats(5, start=5))  # the series exists now, created by the other "process"
+    assert len(agent.series(KILN, FIELD, T0, T0 + 100 * S)) == 10
+    api.write(ReadingBatch.from_readings([Reading(KILN, "mode", "soak", Quality.GOOD, T0, T0)]))
+    agent.write(ReadingBatch.from_readings([Reading(KILN, "mode", 1.0, Quality.GOOD, T0 + 1, T0)]))
+    assert api.series(KILN, "mode", T0, T0 + 2).values.tolist() == ["soak", 1.0]
+    assert agent.series(KILN, "mode", T0, T0 + 2).values.tolist() == ["soak", 1.0]
+    assert agent.readings(KILN, "mode", T0, T0 + 2).to_readings()[0].value == "soak"
+    agent.close()
+    api.close()
+
+
+def test_a_file_locked_by_another_process_is_unavailable_not_an_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sqlite3
+
+    from ingest import store_sqlite
+    from ingest.contracts import StoreUnavailable
+
+    monkeypatch.setattr(store_sqlite, "BUSY_TIMEOUT_S", 0.05)
+    store = SQLiteStore(tmp_path / "kw.db")
+    other = sqlite3.connect(tmp_path / "kw.db", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # holds the write lock
+    try:
+        with pytest.raises(StoreUnavailable, match="locked"):
+            store.write(floats(3))
+        assert len(store.series(KILN, FIELD, T0, T0 + 10 * S)) == 0  # reads still work (WAL)
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert store.write(floats(3)).written == 3
+    store.close()
