@@ -19,6 +19,7 @@ from api.context import AppContext, Clock
 from api.metadata.store import MetadataStore
 from api.problems import PROBLEM_RESPONSES
 from api.routes import dashboard
+from api.security import SecurityHeaders
 from api.settings import Settings
 from core.plant import PlantModel, load_plant
 from core.reading import now_ns
@@ -94,6 +95,7 @@ def create_app(
         redoc_url=None,
     )
     app.state.ctx = ctx
+    app.add_middleware(SecurityHeaders)
     problems.install(app)
     for module in routes.API_MODULES:
         app.include_router(module.router, prefix=API_PREFIX, responses=PROBLEM_RESPONSES)

@@ -88,6 +88,14 @@ def _chart_points(page, selector: str) -> int:
     )
 
 
+def _wait_traces(page, selector: str, at_least: int) -> None:
+    """Wait until the Plotly chart at ``selector`` has ``at_least`` traces. Polls with
+    ``evaluate`` (a CDP function call), not ``wait_for_function``, whose string predicate is an
+    eval the dashboard's Content-Security-Policy rightly forbids."""
+    count = "sel => document.querySelector(sel)?.data?.length || 0"
+    wait_until(lambda: page.evaluate(count, selector) >= at_least, 20, f"{selector} traces")
+
+
 def test_dashboard_in_chromium(server):
     from playwright.sync_api import sync_playwright
 
@@ -101,12 +109,15 @@ def test_dashboard_in_chromium(server):
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.on("pageerror", lambda e: errors.append(str(e)))
+            # CSP violations and failed loads are console errors, not page errors.
+            page.on("console", lambda m: m.type == "error" and errors.append(m.text))
             page.set_default_timeout(20_000)
             page.goto(base + "/")
             page.wait_for_url("**/#/login")
             page.fill("#token", "kw_000000000000_wrong")
             page.click("button[type=submit]")
             page.wait_for_selector("#login-error:has-text('not valid')")
+            errors.clear()  # the refused /me is logged as a failed (401) resource load
             page.fill("#token", tokens["engineer"])
             page.click("button[type=submit]")
             page.wait_for_selector("h1:has-text('Plant')")
@@ -114,8 +125,8 @@ def test_dashboard_in_chromium(server):
             assert page.locator("text=connected").count() > 0
 
             page.goto(f"{base}/#/kiln/{KILN}")
-            page.wait_for_function("document.querySelector('#curve')?.data?.length >= 3")
-            page.wait_for_function("document.querySelector('#zones')?.data?.length >= 1")
+            _wait_traces(page, "#curve", 3)
+            _wait_traces(page, "#zones", 1)
             assert _chart_points(page, "#zones") == 8 + 4  # each thermocouple and zone setpoint
             assert _chart_points(page, "#curve") > 100  # setpoint, band and 8 thermocouples
             page.wait_for_selector("a:has-text('F-0412')")
@@ -123,7 +134,7 @@ def test_dashboard_in_chromium(server):
 
             page.click("a:has-text('F-0412')")
             page.wait_for_selector("#verdict")
-            page.wait_for_function("document.querySelector('#curve')?.data?.length >= 3")
+            _wait_traces(page, "#curve", 3)
             assert "nonconforming" in page.inner_text("#verdict")  # zone 3 ran 25 °C hot
             assert page.locator("td:has-text('zone3_tc1')").count() >= 1
             page.fill("input[name=good]", "180")
@@ -134,20 +145,20 @@ def test_dashboard_in_chromium(server):
             page.screenshot(path=str(ARTIFACTS / "dashboard-firing.png"), full_page=True)
 
             page.goto(f"{base}/#/line/dalian/plant-1/forming-shop")
-            page.wait_for_function("document.querySelector('#oee')?.data?.length >= 7")
-            page.wait_for_function("document.querySelector('#states')?.data?.length >= 2")
+            _wait_traces(page, "#oee", 7)
+            _wait_traces(page, "#states", 2)
             assert _chart_points(page, "#oee") > 0
             page.screenshot(path=str(ARTIFACTS / "dashboard-line.png"), full_page=True)
 
             page.goto(f"{base}/#/enterprise/dalian")
-            page.wait_for_function("document.querySelector('#progress')?.data?.length >= 1")
+            _wait_traces(page, "#progress", 1)
             assert _chart_points(page, "#indicators") > 0
 
             page.goto(f"{base}/#/login")
             page.fill("#token", tokens["town"])
             page.click("button[type=submit]")
             page.wait_for_url("**/#/town")
-            page.wait_for_function("document.querySelector('#side')?.data?.length === 4")
+            _wait_traces(page, "#side", 4)
             page.wait_for_selector("#who:has-text('Town office')")
             assert page.locator("td a").count() == 5  # the five key enterprises side by side
             page.screenshot(path=str(ARTIFACTS / "dashboard-town.png"), full_page=True)
