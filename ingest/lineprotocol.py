@@ -228,25 +228,69 @@ def _describe(r: Reading) -> str:
 # ---------------------------------------------------------------------------- batch path
 
 
+def _codes(column: np.ndarray) -> tuple[np.ndarray, list]:
+    """Per-row codes of a column of hashables and its distinct values (first-seen order).
+
+    ``dict.fromkeys`` and ``map(dict.__getitem__)`` run in C (~50 ns a row); a batch has few
+    distinct assets, fields and units, so nothing else is per row."""
+    seen = dict.fromkeys(column.tolist())
+    distinct = list(seen)
+    if len(distinct) == 1:
+        return np.zeros(len(column), dtype=np.int64), distinct
+    for code, key in enumerate(distinct):
+        seen[key] = code
+    return np.fromiter(map(seen.__getitem__, column.tolist()), np.int64, len(column)), distinct
+
+
 def _factorize(*columns: np.ndarray) -> tuple[np.ndarray, list[tuple]]:
-    """Codes per row and the distinct key tuples, in first-seen order.
+    """Codes per row for the distinct combinations of ``columns``, and those combinations."""
+    combined = np.zeros(len(columns[0]), dtype=np.int64)
+    values = []
+    for column in columns:
+        codes, distinct = _codes(column)
+        combined = combined * len(distinct) + codes
+        values.append(distinct)
+    # The combined code space is the product of the distinct counts: small for real batches
+    # (one kiln: 1 asset x 24 fields x 1 unit), so a lookup table beats sorting.
+    space = 1
+    for distinct in values:
+        space *= len(distinct)
+    if space <= 4 * len(combined) + 1024:
+        present = np.flatnonzero(np.bincount(combined, minlength=space))
+        table = np.full(space, -1, dtype=np.int64)
+        table[present] = np.arange(len(present))
+        codes = table[combined]
+    else:
+        present, codes = np.unique(combined, return_inverse=True)
+    keys = []
+    for code in present.tolist():
+        key = []
+        for distinct in reversed(values):
+            code, k = divmod(code, len(distinct))
+            key.append(distinct[k])
+        keys.append(tuple(reversed(key)))
+    return codes.astype(np.int64, copy=False), keys
 
-    A dict over the rows: the batch has few distinct series (a kiln has tens of
-    thermocouples), and str hashes are cached, so this is one C-speed pass."""
-    seen: dict[tuple, int] = {}
-    setdefault = seen.setdefault
-    codes = np.fromiter(
-        (setdefault(k, len(seen)) for k in zip(*columns, strict=True)),
-        dtype=np.int64,
-        count=len(columns[0]),
-    )
-    return codes, list(seen)
+
+def _float_texts(values: np.ndarray) -> list[bytes]:
+    """``repr`` of every value as ASCII bytes (values must be finite)."""
+    # repr of the whole list runs CPython's float formatting loop in C, and one encode and
+    # one split replace a million small str -> bytes conversions.
+    if not len(values):
+        return []
+    return repr(values.tolist())[1:-1].encode("ascii").split(b", ")
 
 
-def _float_texts(values: np.ndarray) -> list[str]:
-    """``repr`` of every value, as a list of str (values must be finite)."""
-    # repr of the whole list runs the float formatting loop in C: ~30 % faster than map(repr).
-    return repr(values.tolist())[1:-1].split(", ") if len(values) else []
+def _int_texts(values: np.ndarray, suffix: str = "") -> list[bytes]:
+    """Decimal text of every value with ``suffix``, as ASCII bytes."""
+    if not len(values):
+        return []
+    if values.min() == values.max():
+        return [f"{int(values[0])}{suffix}".encode("ascii")] * len(values)
+    text = str(values.tolist())[1:-1]
+    if suffix:
+        text = text.replace(", ", suffix + ", ") + suffix
+    return text.encode("ascii").split(b", ")
 
 
 def encode_batch(batch: ReadingBatch, precision: str = "ns") -> EncodedBatch:
@@ -277,9 +321,9 @@ def encode_batch(batch: ReadingBatch, precision: str = "ns") -> EncodedBatch:
     bad_series = []
     for s, (asset, field_name, unit) in enumerate(keys):
         try:
-            prefixes[s] = series_prefix(asset, field_name, unit)
+            prefixes[s] = series_prefix(asset, field_name, unit).encode("utf-8")
         except (LineProtocolError, TypeError, AttributeError) as exc:
-            prefixes[s] = ""
+            prefixes[s] = b""
             bad_series.append((s, str(exc)))
     for s, reason in bad_series:
         reject(np.flatnonzero(codes == s), reason)
@@ -300,17 +344,17 @@ def encode_batch(batch: ReadingBatch, precision: str = "ns") -> EncodedBatch:
     rows = np.flatnonzero(is_float & finite)
     values[rows] = _float_texts(batch.number[rows])
     rows = np.flatnonzero(kind == KIND_INT)
-    values[rows] = [f"{v}i" for v in batch.integer[rows].tolist()]
+    values[rows] = _int_texts(batch.integer[rows], "i")
     rows = np.flatnonzero(kind == KIND_BOOL)
-    values[rows] = np.where(batch.number[rows] != 0.0, "true", "false")
+    values[rows] = np.where(batch.number[rows] != 0.0, b"true", b"false")
     rows = np.flatnonzero(kind == KIND_STR)
     if len(rows):
         texts, bad_rows, bad_reasons = [], [], []
         for i, text in zip(rows.tolist(), batch.text[rows].tolist(), strict=True):
             try:
-                texts.append(_string_value(text))
+                texts.append(_string_value(text).encode("utf-8"))
             except LineProtocolError as exc:
-                texts.append("")
+                texts.append(b"")
                 bad_rows.append(i)
                 bad_reasons.append(str(exc))
         values[rows] = texts
@@ -323,16 +367,30 @@ def encode_batch(batch: ReadingBatch, precision: str = "ns") -> EncodedBatch:
     else:
         if precision != "ns":
             t = t // PRECISIONS[precision]
-        # One object matrix, raveled and joined once: str.join is the fastest way CPython has
-        # to concatenate millions of small strings.
-        parts = np.empty((m, 6), dtype=object)
-        parts[:, 0] = prefixes[codes[index]]
-        parts[:, 1] = values[index]
-        parts[:, 2] = _QUALITY_TEXT[batch.quality[index]]
-        parts[:, 3] = _int_texts(batch.received_time_ns[index])
-        parts[:, 4] = "i "
-        parts[:, 5] = _int_texts(t[index])
-        body = _join_lines(parts.ravel().tolist(), m)
+        # One object matrix of bytes pieces, raveled and joined once: bytes.join is the
+        # fastest way CPython has to concatenate millions of small pieces, and working in
+        # bytes spares encoding a 100 MB str (UCS-2 as soon as one name is not ASCII).
+        recv = batch.received_time_ns[index]
+        quality = batch.quality[index]
+        if recv.min() == recv.max():  # one receive time (one source message): one piece
+            tails = np.array(
+                [f",quality={q}i,received_ns={int(recv[0])}i ".encode() for q in range(3)],
+                dtype=object,
+            )
+            columns = [prefixes[codes[index]], values[index], tails[quality]]
+        else:
+            columns = [
+                prefixes[codes[index]],
+                values[index],
+                _QUALITY_TEXT[quality],
+                _int_texts(recv, "i "),
+            ]
+        columns.append(_int_texts(t[index]))
+        parts = np.empty((m, len(columns) + 1), dtype=object)
+        for j, column in enumerate(columns):
+            parts[:, j] = column
+        parts[:, -1] = b"\n"
+        body = b"".join(parts.ravel().tolist())[:-1]
     rejected = []
     for i, why in sorted(reasons.items()):
         reading = _reading_at(batch, i)
@@ -340,22 +398,9 @@ def encode_batch(batch: ReadingBatch, precision: str = "ns") -> EncodedBatch:
     return EncodedBatch(body, index, rejected)
 
 
-_QUALITY_TEXT = np.array([f",quality={int(q)}i,received_ns=" for q in Quality], dtype=object)
-
-
-def _int_texts(values: np.ndarray) -> list[str]:
-    if len(values) and values.min() == values.max():
-        return [str(int(values[0]))] * len(values)
-    return str(values.tolist())[1:-1].split(", ") if len(values) else []
-
-
-def _join_lines(parts: list[str], m: int) -> bytes:
-    """Join ``m`` lines of 6 parts each; a newline is slotted in after every 6th part."""
-    out = [""] * (7 * m - 1)
-    for j in range(6):
-        out[j::7] = parts[j::6]
-    out[6::7] = ["\n"] * (m - 1)
-    return "".join(out).encode("utf-8")
+_QUALITY_TEXT = np.array(
+    [f",quality={int(q)}i,received_ns=".encode() for q in Quality], dtype=object
+)
 
 
 def _reading_at(batch: ReadingBatch, i: int) -> Reading:
