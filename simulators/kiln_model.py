@@ -31,7 +31,7 @@ import numpy as np
 from simulators.programmes import Programme, Schedule
 
 NS_PER_H = 3_600_000_000_000
-STEP_H = 1.0 / 60.0  # physics step: one simulated minute (stable: lag_h >= 0.2 h)
+STEP_H = 1.0 / 60.0  # physics step: one simulated minute (explicit Euler, stable: lag >> 1 min)
 GAS_KWH_PER_M3 = 9.97  # natural gas lower heating value, typical
 AMBIENT_C = 25.0
 
@@ -101,7 +101,11 @@ class ZoneBank:
             demand = rate + self.loss * above + self.KP_PER_H * err + self.integral
             u = demand / self.max_heat
             self.output = np.clip(u, 0.0, 1.0)
-            self.fan = np.clip(-demand / (self.cool * above), 0.0, 1.0)
+            # fans remove what the burners' residual heat and the losses do not: a cooling
+            # controller sees the kiln lagging and opens the dampers further
+            wanted = rate + self.KP_PER_H * err + self.integral  # desired dT/dt, C/h
+            excess = self.heat - self.loss * above - wanted
+            self.fan = np.where(u < 0.0, np.clip(excess / (self.cool * above), 0.0, 1.0), 0.0)
             unsaturated = (u > 0.0) & (u < 1.0)
             self.integral = np.where(
                 unsaturated, self.integral + self.KI_PER_H2 * err * dt_h, self.integral
@@ -158,7 +162,7 @@ class ShuttleKiln:
         max_heat_c_h: float = 190.0,
         loss_per_h: float = 0.115,
         cool_per_h: float = 0.22,
-        lag_h: float = 0.3,
+        lag_h: float = 0.2,  # burner output -> kiln atmosphere thermocouples, ~12 min
         gas_max_m3_h: float = 30.0,
         firing_prefix: str = "",
     ) -> None:

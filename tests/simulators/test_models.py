@@ -86,9 +86,10 @@ def shuttle(seed: int = 1, **kw) -> ShuttleKiln:
 def test_a_healthy_firing_tracks_its_programme_and_ends_idle() -> None:
     kiln = shuttle()
     rows = fire(kiln, 80.0)
-    heating = [r for r in rows if r["state"] == "heating" and 200 < r["zone1_setpoint_c"] < 1250]
-    dev = [abs(r["true"] - r["zone1_setpoint_c"]) for r in heating]
-    assert max(dev) < 15.0  # control holds the ramp where the burners have headroom
+    # every timed segment (the natural cool has no travelling setpoint to follow)
+    timed = [r for r in rows if r["state"] != "idle" and r["zone1_setpoint_c"] not in (80.0,)]
+    dev = [abs(r["true"] - r["zone1_setpoint_c"]) for r in timed]
+    assert max(dev) < 12.0  # within the +-10 C band but for a brief corner
     peak = max(r["true"] for r in rows)
     assert 1285 < peak < 1315
     states = [r["state"] for r in rows]
