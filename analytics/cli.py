@@ -197,7 +197,7 @@ def format_report(r) -> str:
             f"    {e.thermocouple}: {_when(e.start_ns, r.start_ns)} .. "
             f"{_when(e.end_ns, r.start_ns)}"
             f"  worst {e.worst_deviation_c:+.1f} °C at {_when(e.worst_ns, r.start_ns)}"
-            f"  (segment {e.segment})"
+            f"  (segment {e.segment}, {e.alarm.replace('_', ' ')})"
         )
     if len(r.excursions) > 20:
         lines.append(f"    ... {len(r.excursions) - 20} more (--json lists all)")

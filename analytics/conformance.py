@@ -44,12 +44,14 @@ import numpy as np
 from analytics.cones import cone_equivalent, uniformity_class
 from analytics.firing_clock import NS_PER_S, programme_time_s
 from analytics.firing_metrics import (
+    Runs,
     SampleWeights,
     block_sums,
     interval_weights,
     ls_slope,
     runs,
     segments_sums,
+    sparse_runs,
 )
 from analytics.programme import Programme, SegmentSpan
 from core.reading import Quality
@@ -604,7 +606,8 @@ def _judge(
             )
         )
 
-    excursions = _excursions(t_ns, t_s, d, outside, seg_idx_at, spans, names, s)
+    r_out = sparse_runs(out_rows, out_cols, t_s, s.max_gap_s, bad_rows * n + bad_cols, n)
+    excursions = _excursions(t_ns, t_s, d, r_out, seg_idx_at, spans, names, s)
     paused_s = [((a - start_ns) / NS_PER_S, (b - start_ns) / NS_PER_S) for a, b in pauses]
     stalls = (
         _stalls(t_s, t_h, y0, bad_rows, bad_cols, ramp_ranges, names, s, start_ns, paused_s)
@@ -778,13 +781,12 @@ def _excursions(
     t_ns: np.ndarray,
     t_s: np.ndarray,
     d: np.ndarray,
-    outside: np.ndarray,
+    r: Runs,
     seg_idx_at: np.ndarray,
     spans: Sequence[SegmentSpan],
     names: tuple[str, ...],
     s: ConformanceSettings,
 ) -> list[Excursion]:
-    r = runs(outside, t_s, s.max_gap_s)
     if r.row.size == 0:
         return []
     dur = t_s[r.last] - t_s[r.first]

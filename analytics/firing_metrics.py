@@ -58,8 +58,14 @@ class SampleWeights:
     matrix-vector product plus a sparse correction, and plant data - nearly all valid - costs
     one pass instead of building and reading a weight array.
 
+    Unusable samples are skipped, not treated as gaps: when a thermocouple's valid samples on
+    either side of a run of unusable ones are no more than ``max_gap_s`` apart, that interval
+    is covered (a *bridge*: each side gets half of it). So thermocouples sampled at different
+    instants and put on one time axis with NaN in between lose nothing; only time decides what
+    a gap is.
+
     ``ok`` (K, N): the thermocouple reading is usable; ``judged`` (N,): the setpoint exists.
-    ``bad_rows``/``bad_cols``: every (row, column) where ``ok`` is False.
+    ``bad_rows``/``bad_cols``: every (row, column) where ``ok`` is False, row-major sorted.
     """
 
     def __init__(
@@ -94,6 +100,24 @@ class SampleWeights:
         amount = np.concatenate([half[lc], half[rc - 1]]) * ok[rows, cols]
         keep = amount > 0
         self.lost_rows, self.lost_cols, self.lost = rows[keep], cols[keep], amount[keep]
+        # bridges over runs of unusable samples: (row, p) and (row, q) around each run
+        br, bp, bq = bad_runs(bad_rows, bad_cols)
+        p, q = bp - 1, bq + 1
+        inside = (p >= 0) & (q <= n - 1)
+        br, p, q = br[inside], p[inside], q[inside]
+        judged_before = np.concatenate([[0], np.cumsum(judged)])
+        span = t_s[q] - t_s[p] if n else np.zeros(0)
+        fully_judged = (judged_before[q + 1] - judged_before[p]) == (q - p + 1)
+        bridge = fully_judged & (span <= max_gap_s) & ok[br, p] & ok[br, q]
+        h = 0.5 * span[bridge]
+        self.bridge_rows = np.concatenate([br[bridge], br[bridge]])
+        self.bridge_cols = np.concatenate([p[bridge], q[bridge]])
+        self.bridge = np.concatenate([h, h])
+        order = np.argsort(self.bridge_rows * n + self.bridge_cols, kind="stable")
+        self.bridge_rows = self.bridge_rows[order]
+        self.bridge_cols = self.bridge_cols[order]
+        self.bridge = self.bridge[order]
+        self._bridge_keys = self.bridge_rows * n + self.bridge_cols
 
     def at(self, rows: np.ndarray, cols: np.ndarray, ok: np.ndarray) -> np.ndarray:
         """Weights of the (valid) samples at ``(rows, cols)``."""
@@ -102,7 +126,15 @@ class SampleWeights:
         right = np.where(cols <= n - 2, self.half[np.minimum(cols, n - 2)], 0.0) if n > 1 else 0.0
         ok_left = ok[rows, np.maximum(cols - 1, 0)] & (cols >= 1)
         ok_right = ok[rows, np.minimum(cols + 1, n - 1)] & (cols <= n - 2)
-        return left * ok_left + right * ok_right
+        w = left * ok_left + right * ok_right
+        if self.bridge.size and rows.size:
+            keys = rows * n + cols
+            # a sample can border two runs (one each side): add both bridges
+            lo = np.searchsorted(self._bridge_keys, keys, side="left")
+            hi = np.searchsorted(self._bridge_keys, keys, side="right")
+            csum = np.concatenate([[0.0], np.cumsum(self.bridge)])
+            w = w + (csum[hi] - csum[lo])
+        return w
 
     def weighted_sum(self, f: np.ndarray, lo: int = 0, hi: int | None = None) -> np.ndarray:
         """``Σ_i w[k, i] f[k, i]`` over columns ``[lo, hi)``; ``f`` must be 0 where invalid."""
@@ -112,6 +144,10 @@ class SampleWeights:
         if m.any():
             r, c = self.lost_rows[m], self.lost_cols[m]
             base -= np.bincount(r, weights=self.lost[m] * f[r, c], minlength=self.k)
+        m = (self.bridge_cols >= lo) & (self.bridge_cols < hi)
+        if m.any():
+            r, c = self.bridge_rows[m], self.bridge_cols[m]
+            base += np.bincount(r, weights=self.bridge[m] * f[r, c], minlength=self.k)
         return base
 
     def total(self, lo: int = 0, hi: int | None = None) -> np.ndarray:
@@ -126,7 +162,50 @@ class SampleWeights:
         m = (self.lost_cols >= lo) & (self.lost_cols < hi)
         if m.any():
             out -= np.bincount(self.lost_rows[m], weights=self.lost[m], minlength=self.k)
+        m = (self.bridge_cols >= lo) & (self.bridge_cols < hi)
+        if m.any():
+            out += np.bincount(self.bridge_rows[m], weights=self.bridge[m], minlength=self.k)
         return out
+
+
+def bad_runs(rows: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Maximal runs of consecutive columns in a row-major sorted (row, col) list:
+    ``(row, first col, last col)`` of each run."""
+    if rows.size == 0:
+        e = np.zeros(0, dtype=np.int64)
+        return e, e, e
+    link = (rows[1:] == rows[:-1]) & (cols[1:] == cols[:-1] + 1)
+    first = np.ones(rows.size, dtype=bool)
+    first[1:] = ~link
+    last = np.ones(rows.size, dtype=bool)
+    last[:-1] = ~link
+    return rows[first], cols[first], cols[last]
+
+
+def sparse_runs(
+    rows: np.ndarray,
+    cols: np.ndarray,
+    t_s: np.ndarray,
+    max_gap_s: float,
+    bad_keys: np.ndarray,
+    n: int,
+) -> Runs:
+    """Runs of flagged samples given as a row-major sorted (row, col) list, where unusable
+    samples in between (``bad_keys`` = sorted ``row * n + col``) do not break a run but a time
+    gap longer than ``max_gap_s`` does: the flagged samples are consecutive among the
+    thermocouple's *usable* samples."""
+    if rows.size == 0:
+        e = np.zeros(0, dtype=np.int64)
+        return Runs(e, e, e)
+    r0, c0, c1 = rows[:-1], cols[:-1], cols[1:]
+    same = rows[1:] == r0
+    between = np.searchsorted(bad_keys, r0 * n + c1) - np.searchsorted(bad_keys, r0 * n + c0 + 1)
+    link = same & (between == c1 - c0 - 1) & (t_s[c1] - t_s[c0] <= max_gap_s)
+    first = np.ones(rows.size, dtype=bool)
+    first[1:] = ~link
+    last = np.ones(rows.size, dtype=bool)
+    last[:-1] = ~link
+    return Runs(rows[first], cols[first], cols[last])
 
 
 @dataclass(frozen=True, slots=True)

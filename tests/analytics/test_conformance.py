@@ -324,3 +324,24 @@ def test_stalls_with_irregular_sampling_and_a_gap() -> None:
     stalls = judge_firing(p, t, temps, start_ns=T0).stalls
     assert [s.thermocouple for s in stalls] == ["tc1"]
     assert T0 + 5 * 3600 * S < stalls[0].start_ns < stalls[0].end_ns < T0 + 8 * 3600 * S
+
+
+def test_thermocouples_sampled_at_different_instants_lose_nothing() -> None:
+    """Readings of each thermocouple come with their own source timestamps; put on one time
+    axis (the union) with NaN where a thermocouple has no sample, nothing is a gap."""
+    p = ramp_hold()
+    t_a = minute_grid(11)
+    t_b = t_a[:-1] + 17 * S  # tc2 reads 17 s after tc1
+    t = np.sort(np.concatenate([t_a, t_b]))
+    temps = np.full((2, t.size), np.nan)
+    in_a, in_b = np.isin(t, t_a), np.isin(t, t_b)
+    sp = p.setpoint_c(programme_time_s(t, T0))
+    temps[0, in_a] = sp[in_a]
+    temps[1, in_b] = sp[in_b] + 2.0
+    hot = in_b & (t >= T0 + 5 * 3600 * S) & (t < T0 + 5 * 3600 * S + 10 * 60 * S)
+    temps[1, hot] += 20.0
+    r = judge_firing(p, t, temps, start_ns=T0)
+    assert r.coverage == pytest.approx(1.0, abs=0.002)
+    assert r.thermocouples[1].mean_abs_deviation_c == pytest.approx(2.0 + 20 * 10 / 660, rel=0.02)
+    (e,) = r.excursions  # one 9-minute excursion, not ten 0-second ones
+    assert e.thermocouple == "tc2" and e.duration_s == 9 * 60

@@ -7,6 +7,7 @@ disagreement on some random firing.
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -65,6 +66,21 @@ def ref_weights(t: list[float], ok: list[bool], max_gap_s: float) -> list[float]
     return weight
 
 
+def ref_weights_skipping(
+    t: list[float], ok: list[bool], judged: list[bool], max_gap_s: float
+) -> list[float]:
+    """Weights over a thermocouple's own valid samples: unusable samples in between are
+    skipped, an interval longer than max_gap_s (or leaving the judged period) is not covered."""
+    weight = [0.0] * len(t)
+    idx = [i for i in range(len(t)) if ok[i]]
+    for a, b in itertools.pairwise(idx):
+        dt = t[b] - t[a]
+        if dt <= max_gap_s and all(judged[a : b + 1]):
+            weight[a] += dt / 2
+            weight[b] += dt / 2
+    return weight
+
+
 def reference(programme, t_ns, temps, cfg):
     """Every metric of the report, one sample at a time (also timed by the benchmark)."""
     n = len(t_ns)
@@ -88,7 +104,8 @@ def reference(programme, t_ns, temps, cfg):
             ok.append(not math.isnan(d))
             temp_ok.append(not math.isnan(row[i]))
             dev.append(d if not math.isnan(d) else 0.0)
-        weight = ref_weights(t, ok, cfg.max_gap_s)
+        judged = [not math.isnan(ref_setpoint(programme, ti)) for ti in t]
+        weight = ref_weights_skipping(t, ok, judged, cfg.max_gap_s)
         covered = sum(weight)
         wsum = sum(weight)
         mean = sum(w * abs(d) for w, d in zip(weight, dev, strict=True)) / wsum if wsum else None
@@ -100,23 +117,27 @@ def reference(programme, t_ns, temps, cfg):
         inside = sum(w for w, d in zip(weight, dev, strict=True) if abs(d) <= cfg.band_c)
         share = inside / wsum if wsum else None
         mx = max((abs(d) for d, o in zip(dev, ok, strict=True) if o), default=None)
-        # excursions: consecutive valid outside samples, no gap > max_gap between them
-        exc, i = [], 0
-        while i < n:
-            if ok[i] and abs(dev[i]) > cfg.band_c:
-                j = i
+        # excursions: outside samples consecutive among the valid ones (unusable samples in
+        # between are skipped), no gap > max_gap between them
+        exc = []
+        valid_idx = [i for i in range(n) if ok[i]]
+        pos = 0
+        while pos < len(valid_idx):
+            i = valid_idx[pos]
+            if abs(dev[i]) > cfg.band_c:
+                end = pos
                 while (
-                    j + 1 < n
-                    and ok[j + 1]
-                    and abs(dev[j + 1]) > cfg.band_c
-                    and t[j + 1] - t[j] <= cfg.max_gap_s
+                    end + 1 < len(valid_idx)
+                    and abs(dev[valid_idx[end + 1]]) > cfg.band_c
+                    and t[valid_idx[end + 1]] - t[valid_idx[end]] <= cfg.max_gap_s
                 ):
-                    j += 1
+                    end += 1
+                j = valid_idx[end]
                 if t[j] - t[i] >= cfg.min_excursion_s:
                     exc.append((int(t_ns[i]), int(t_ns[j])))
-                i = j + 1
+                pos = end + 1
             else:
-                i += 1
+                pos += 1
         # peak, and the heating rate over the last 100 °C before it
         peak, ipeak = None, None
         for i in range(n):

@@ -57,6 +57,7 @@ def test_text_report_shows_excursion(tmp_path: Path, capsys: pytest.CaptureFixtu
     out = capsys.readouterr().out
     assert "NONCONFORMING" in out and "±15 °C" in out
     assert "zone1_tc1_temperature_c: 30.00 h .. 31.97 h  worst +25.0 °C" in out
+    assert "too high" in out
     assert main([*argv, "--band", "30"]) == 0
 
 
