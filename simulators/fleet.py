@@ -353,6 +353,7 @@ class Fleet:
                         "kind": k.kind,
                         "zones": k.zones,
                         "thermocouples_per_zone": k.thermocouples_per_zone,
+                        **self._kiln_design(k),
                         "nodes": g.manifest_nodes(k.id),
                     }
                 )
@@ -401,6 +402,24 @@ class Fleet:
                 "presses": presses,
             },
         }
+
+    def _kiln_design(self, k: KilnSpec) -> dict[str, Any]:
+        """What a plant engineer knows of a kiln beyond its tags (nameplate, layout)."""
+        model = self.kilns[k.asset]
+        if isinstance(model, TunnelKiln):
+            pitch = k.length_m / model.cars_in_kiln
+            return {
+                "length_m": k.length_m,
+                "cars_in_kiln": model.cars_in_kiln,
+                "car_pitch_m": round(pitch, 3),
+                "zone_centres_m": [
+                    round((z + 0.5) * k.length_m / k.zones, 3) for z in range(k.zones)
+                ],
+                "profile_c": list(k.profile_c),
+                "push_interval_min": k.push_interval_min,
+                "nameplate_cars_per_hour": k.nameplate_cars_per_hour,
+            }
+        return {"programmes": list(k.programmes)}
 
     def write_manifest(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps(self.manifest(), indent=2) + "\n", encoding="utf-8")

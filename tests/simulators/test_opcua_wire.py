@@ -91,7 +91,10 @@ async def test_address_space_has_kilns_zones_and_analog_items(fleet: Fleet) -> N
         }
         tc = await kiln.get_child([f"{idx}:Zone1", f"{idx}:TC2"])
         assert tc.nodeid == ua.NodeId("xinghai.kiln-1.zone1.tc2.temperature", idx)
-        nodes = fleet.manifest()["opcua"][0]["kilns"][0]["nodes"]
+        kilns = fleet.manifest()["opcua"][0]["kilns"]
+        assert kilns[1]["zone_centres_m"] == [16.0, 48.0, 80.0] and kilns[1]["cars_in_kiln"] == 40
+        assert kilns[0]["programmes"] == ["test-fast"]
+        nodes = kilns[0]["nodes"]
         assert nodes["zone1_tc2_temperature_c"] == tc.nodeid.to_string()
         assert await tc.read_type_definition() == ua.NodeId(ua.ObjectIds.AnalogItemType)
         eu = await (await tc.get_child("0:EngineeringUnits")).read_value()
