@@ -749,7 +749,8 @@ def _last_span_rate(
 ) -> np.ndarray:
     """Heating rate (°C/h) over the last ``cone_span_c`` before each thermocouple's peak: the
     time from the last valid sample below ``peak - span`` before the peak (crossing found by
-    linear interpolation to the next sample when no gap lies between) to the peak."""
+    linear interpolation to the next valid sample when no gap lies between; else that next
+    sample's time) to the peak."""
     k, n = y.shape
     rate = np.full(k, np.nan)
     if n < 2:
@@ -765,7 +766,15 @@ def _last_span_rate(
     last = n - 1 - below[:, ::-1].argmax(axis=1)
     rows = np.nonzero(has)[0]
     i = last[rows]
-    j = np.minimum(i + 1, n - 1)
+    # the next usable sample after the crossing (the peak at the latest): one short scan per
+    # thermocouple, not per sample
+    j = np.asarray(
+        [
+            a + 1 + int(ok[r, a + 1 : p + 1].argmax())
+            for r, a, p in zip(rows, i, ipeak[rows], strict=True)
+        ],
+        dtype=np.int64,
+    )
     ti, tj = t_s[i], t_s[j]
     yi, yj = y[rows, i], y[rows, j]
     bridge = ok[rows, j] & (tj - ti <= s.max_gap_s) & (yj > yi)

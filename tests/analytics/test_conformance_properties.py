@@ -148,10 +148,13 @@ def reference(programme, t_ns, temps, cfg):
             thr = peak - cfg.cone_span_c
             for i in range(ipeak - 1, -1, -1):
                 if temp_ok[i] and row[i] < thr:
-                    t_cross = t[i + 1]
-                    if temp_ok[i + 1] and t[i + 1] - t[i] <= cfg.max_gap_s and row[i + 1] > row[i]:
-                        frac = min(max((thr - row[i]) / (row[i + 1] - row[i]), 0.0), 1.0)
-                        t_cross = t[i] + frac * (t[i + 1] - t[i])
+                    j = i + 1
+                    while not temp_ok[j]:  # the next valid sample (the peak at the latest)
+                        j += 1
+                    t_cross = t[j]
+                    if t[j] - t[i] <= cfg.max_gap_s and row[j] > row[i]:
+                        frac = min(max((thr - row[i]) / (row[j] - row[i]), 0.0), 1.0)
+                        t_cross = t[i] + frac * (t[j] - t[i])
                     if t[ipeak] > t_cross:
                         rate100 = cfg.cone_span_c / ((t[ipeak] - t_cross) / 3600)
                     break
