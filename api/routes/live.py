@@ -83,7 +83,10 @@ def series(
         )
     # Whole seconds keep windows aligned across requests (and cacheable by the store).
     window_ns = max(10**9, -(-(end - start) // points) // 10**9 * 10**9)
-    s = store.series(asset.path, field, start, end, window_ns=window_ns, aggregate=aggregate)
+    try:
+        s = store.series(asset.path, field, start, end, window_ns=window_ns, aggregate=aggregate)
+    except ValueError as exc:  # e.g. mean of a text field: the store says which and why
+        raise Problem(422, "Invalid request", str(exc), kind="invalid-request") from None
     values: list[float | str | None]
     if s.values.dtype == object:
         values = [str(v) for v in s.values.tolist()]

@@ -58,7 +58,7 @@ def test_latest_and_series(client, tokens, store):
     assert s["time_ns"] == sorted(s["time_ns"]) and all(x % (600 * S) == 0 for x in s["time_ns"])
 
 
-def test_series_validation_is_problem_details(client, tokens):
+def test_series_validation_is_problem_details(client, tokens, store):
     h = bearer(tokens.engineer)
     for params in (
         {"field": "x; DROP MEASUREMENT y"},
@@ -69,6 +69,13 @@ def test_series_validation_is_problem_details(client, tokens):
         r = client.get(f"/api/v1/assets/{KILN}/series", headers=h, params=params)
         assert r.status_code == 422, params
         assert r.headers["content-type"] == "application/problem+json"
+    put(store, KILN, "state", [NOW_NS - 60 * S], ["heating"])
+    r = client.get(f"/api/v1/assets/{KILN}/series", headers=h, params={"field": "state"})
+    assert r.status_code == 422 and "text" in r.json()["detail"]  # no mean of words
+    r = client.get(
+        f"/api/v1/assets/{KILN}/series", headers=h, params={"field": "state", "aggregate": "last"}
+    )
+    assert r.status_code == 200 and r.json()["values"] == ["heating"]
     r = client.get("/api/v1/assets/dalian/plant-1/firing-shop/kiln-9/latest", headers=h)
     assert r.status_code == 404 and "kiln-9" in r.json()["detail"]
 
