@@ -74,6 +74,7 @@ def _response(
 
 def install(app: FastAPI) -> None:
     """Install the exception handlers on ``app``."""
+    install_last_resort(app)
 
     @app.exception_handler(Problem)
     async def _problem(request: Request, exc: Problem) -> JSONResponse:
@@ -123,6 +124,17 @@ def install(app: FastAPI) -> None:
             "the metadata database failed; retry shortly",
             "metadata-unavailable",
             headers={"Retry-After": "5"},
+        )
+
+
+def install_last_resort(app: FastAPI) -> None:
+    """A bug must still answer in problem details (and be logged with the request path)."""
+
+    @app.exception_handler(Exception)
+    async def _bug(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return _response(
+            request, 500, "Internal error", "an unexpected error; it has been logged", "internal"
         )
 
 
