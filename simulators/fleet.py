@@ -59,6 +59,13 @@ from typing import Any
 import numpy as np
 
 from simulators.clock import SimClock
+from simulators.faults import (
+    KILN_FAULTS,
+    SITE_FAULTS,
+    FaultError,
+    apply_kiln_fault,
+    check_rate,
+)
 from simulators.kiln_model import ShuttleKiln, TunnelKiln
 from simulators.mqtt_presses import (
     JSON_GARBAGE,
@@ -83,17 +90,6 @@ from simulators.truth import TruthWriter
 
 log = logging.getLogger(__name__)
 
-KILN_FAULTS = (
-    "broken_thermocouple",
-    "nan_reading",
-    "burner_trip",
-    "stall",
-    "overshoot",
-    "push_stop",
-)
-PRESS_FAULTS = ("press_breakdown", "short_stop", "reject_burst", "garbage")
-SITE_FAULTS = ("opcua_restart", "mqtt_disconnect")
-
 
 def _free_port(host: str) -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
@@ -104,10 +100,6 @@ def _free_port(host: str) -> int:
 def asset_rng(seed: int, asset: str) -> np.random.Generator:
     """Each asset its own stream: adding an asset never changes what the others do."""
     return np.random.default_rng([seed, zlib.crc32(asset.encode())])
-
-
-class FaultError(ValueError):
-    """An ``inject`` that cannot apply (unknown fault, wrong asset kind, bad parameter)."""
 
 
 class Fleet:
@@ -665,37 +657,7 @@ class Fleet:
     def _apply_kiln_fault(
         self, model: ShuttleKiln | TunnelKiln, fault: str, p: dict[str, Any], *, on: bool
     ) -> None:
-        b = model.bank
-
-        def zone_index(required: bool) -> slice | int:
-            z = p.get("zone")
-            if z is None:
-                if required:
-                    raise FaultError(f"{fault} needs zone=")
-                return slice(None)
-            if not isinstance(z, int) or not 1 <= z <= b.zones:
-                raise FaultError(f"{fault}: zone must be 1..{b.zones}, got {z!r}")
-            return z - 1
-
-        if fault in ("broken_thermocouple", "nan_reading"):
-            z = zone_index(True)
-            tc = p.get("tc", 1)
-            if not isinstance(tc, int) or not 1 <= tc <= b.tcs:
-                raise FaultError(f"{fault}: tc must be 1..{b.tcs}, got {tc!r}")
-            (b.broken if fault == "broken_thermocouple" else b.nan_tc)[z, tc - 1] = on
-        elif fault == "burner_trip":
-            b.tripped[zone_index(False)] = on
-        elif fault == "stall":
-            frac = float(p.get("power_fraction", 0.4))
-            if not 0.0 <= frac <= 1.0:
-                raise FaultError(f"stall: power_fraction must be in [0, 1], got {frac}")
-            b.available[zone_index(False)] = frac if on else 1.0
-        elif fault == "overshoot":
-            b.bias[zone_index(False)] = float(p.get("delta_c", 40.0)) if on else 0.0
-        elif fault == "push_stop":
-            if not isinstance(model, TunnelKiln):
-                raise FaultError("push_stop needs a tunnel kiln")
-            model.pushes_stopped = on
+        apply_kiln_fault(model, fault, p, on=on)
 
     def _apply_press_fault(
         self,
@@ -709,9 +671,7 @@ class Fleet:
         duration_s: float | None,
     ) -> None:
         if fault == "reject_burst":
-            rate = float(p.get("reject_rate", 0.5))
-            if not 0.0 <= rate <= 1.0:
-                raise FaultError(f"reject_burst: reject_rate must be in [0, 1], got {rate}")
+            rate = check_rate("reject_burst: reject_rate", p.get("reject_rate", 0.5))
             press.reject_rate_override = rate if on else None
             return
         if on:

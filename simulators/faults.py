@@ -1,0 +1,77 @@
+"""Fault kinds and how they act on the models (the fleet decides when; this says what).
+
+Kiln faults change the physics (the wire then shows the consequences), press faults change the
+press's state or reject rate, site faults act on a whole enterprise's OPC UA server or MQTT
+links, and ``garbage`` sends bad payloads. docs/simulators.md has the table of what each shows.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from simulators.kiln_model import ShuttleKiln, TunnelKiln
+
+KILN_FAULTS = (
+    "broken_thermocouple",
+    "nan_reading",
+    "burner_trip",
+    "stall",
+    "overshoot",
+    "push_stop",
+)
+PRESS_FAULTS = ("press_breakdown", "short_stop", "reject_burst", "garbage")
+SITE_FAULTS = ("opcua_restart", "mqtt_disconnect")
+
+
+class FaultError(ValueError):
+    """An ``inject`` that cannot apply (unknown fault, wrong asset kind, bad parameter)."""
+
+
+def check_rate(name: str, value: Any) -> float:
+    """A probability parameter (``reject_rate``, ``power_fraction``) in [0, 1]."""
+    try:
+        rate = float(value)
+    except (TypeError, ValueError):
+        raise FaultError(f"{name} must be a number in [0, 1], got {value!r}") from None
+    if not 0.0 <= rate <= 1.0:
+        raise FaultError(f"{name} must be in [0, 1], got {rate}")
+    return rate
+
+
+def apply_kiln_fault(
+    model: ShuttleKiln | TunnelKiln, fault: str, p: dict[str, Any], *, on: bool
+) -> None:
+    """Switch a kiln fault on or off in the model; :class:`FaultError` for a bad parameter
+    (raised before anything changes)."""
+    b = model.bank
+
+    def zone_index(required: bool) -> slice | int:
+        z = p.get("zone")
+        if z is None:
+            if required:
+                raise FaultError(f"{fault} needs zone=")
+            return slice(None)
+        if not isinstance(z, int) or not 1 <= z <= b.zones:
+            raise FaultError(f"{fault}: zone must be 1..{b.zones}, got {z!r}")
+        return z - 1
+
+    if fault in ("broken_thermocouple", "nan_reading"):
+        z = zone_index(True)
+        tc = p.get("tc", 1)
+        if not isinstance(tc, int) or not 1 <= tc <= b.tcs:
+            raise FaultError(f"{fault}: tc must be 1..{b.tcs}, got {tc!r}")
+        (b.broken if fault == "broken_thermocouple" else b.nan_tc)[z, tc - 1] = on
+    elif fault == "burner_trip":
+        b.tripped[zone_index(False)] = on
+    elif fault == "stall":
+        frac = check_rate("stall: power_fraction", p.get("power_fraction", 0.4))
+        b.available[zone_index(False)] = frac if on else 1.0
+    elif fault == "overshoot":
+        delta = p.get("delta_c", 40.0)
+        if not isinstance(delta, int | float) or not -300 <= delta <= 300:
+            raise FaultError(f"overshoot: delta_c must be a number in [-300, 300], got {delta!r}")
+        b.bias[zone_index(False)] = float(delta) if on else 0.0
+    elif fault == "push_stop":
+        if not isinstance(model, TunnelKiln):
+            raise FaultError("push_stop needs a tunnel kiln")
+        model.pushes_stopped = on
