@@ -206,18 +206,23 @@ def report_bench(store, store_name: str, hours: float, repeats: int) -> dict:
         None,
     )
 
-    def best(fn) -> float:
-        times = []
-        for _ in range(repeats):
+    def read() -> None:
+        thermocouple_matrix(store, kiln, firing.start_ns, firing.end_ns + 1)
+
+    def judge() -> None:
+        firing_report(store, kiln, firing, now_ns=now_ns(), tolerance_c=15.0)
+
+    read()  # warm caches
+    # Interleaved rounds, medians: on a shared machine a burst of someone else's work then
+    # hits both measurements alike instead of skewing one of them.
+    reads, reports = [], []
+    for _ in range(repeats):
+        for fn, out in ((read, reads), (judge, reports)):
             t0 = time.perf_counter()
             fn()
-            times.append(time.perf_counter() - t0)
-        return min(times)
-
-    thermocouple_matrix(store, kiln, firing.start_ns, firing.end_ns + 1)  # warm caches
-    read_s = best(lambda: thermocouple_matrix(store, kiln, firing.start_ns, firing.end_ns + 1))
+            out.append(time.perf_counter() - t0)
+    read_s, report_s = float(np.median(reads)), float(np.median(reports))
     report = firing_report(store, kiln, firing, now_ns=now_ns(), tolerance_c=15.0)
-    report_s = best(lambda: firing_report(store, kiln, firing, now_ns=now_ns(), tolerance_c=15.0))
     return {
         "store": store_name,
         "hours": hours,
@@ -277,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
             "wrk": {"threads": 2, "connections": args.connections, "duration_s": duration},
             "load": load_bench(tmp, duration, args.connections),
             "firing_report": firing_reports(
-                tmp, 3.0 if args.quick else 30.0, 1 if args.quick else 3, not args.no_influx
+                tmp, 3.0 if args.quick else 30.0, 1 if args.quick else 5, not args.no_influx
             ),
         }
     finally:
