@@ -112,8 +112,29 @@ async def measure_baseline(endpoint: str, nodes: int, warmup: float, seconds: fl
     async with Client(endpoint, timeout=10, watchdog_intervall=30.0) as client:
         idx = await client.get_namespace_index(NAMESPACE)
         sub = await client.create_subscription(cfg["publishing_interval_ms"], Handler())
-        nids = [client.get_node(ua.NodeId(f"kiln.tc{i}", idx)) for i in range(nodes)]
-        await sub.subscribe_data_change(nids, queuesize=cfg["queue_size"], sampling_interval=0.0)
+        # the same monitored-item parameters as the agent asks for (queue size, sampling
+        # interval 0, DataChangeFilter with the status-value-timestamp trigger), so the server
+        # does the same work for both clients
+        requests = []
+        for i in range(nodes):
+            params = ua.MonitoringParameters(
+                ClientHandle=1000 + i,
+                SamplingInterval=0.0,
+                QueueSize=cfg["queue_size"],
+                DiscardOldest=True,
+                Filter=ua.DataChangeFilter(Trigger=ua.DataChangeTrigger.StatusValueTimestamp),
+            )
+            rv = ua.ReadValueId(
+                NodeId=ua.NodeId(f"kiln.tc{i}", idx), AttributeId=ua.AttributeIds.Value
+            )
+            requests.append(
+                ua.MonitoredItemCreateRequest(
+                    ItemToMonitor=rv,
+                    MonitoringMode=ua.MonitoringMode.Reporting,
+                    RequestedParameters=params,
+                )
+            )
+        await sub.create_monitored_items(requests)
         await asyncio.sleep(warmup)
         c0, p0, t0, cpu0 = count, await produced_count(client, idx), time.perf_counter(), cpu()
         await asyncio.sleep(seconds)

@@ -114,6 +114,7 @@ class OpcUaConfig:
     # answer for a dead server (a needless reconnect); a closed socket is noticed at once anyway.
     watchdog_s: float = 2.0
     max_batch: int = 5000
+    batch_linger_ms: float = 100.0
     read_eu_range: bool = True
 
 
@@ -349,6 +350,7 @@ _OPCUA_KEYS = (
     "reconnect_max_s",
     "watchdog_s",
     "max_batch",
+    "batch_linger_ms",
     "read_eu_range",
 )
 
@@ -425,6 +427,7 @@ def _parse_opcua(t: Table, base_dir: Path, env: Mapping[str, str]) -> OpcUaConfi
         reconnect_max_s=rmax,
         watchdog_s=t.float("watchdog_s", 2.0, min=0.05, max=60.0),
         max_batch=t.int("max_batch", 5000, min=1, max=1_000_000),
+        batch_linger_ms=t.float("batch_linger_ms", 100.0, min=0.0, max=10_000.0),
         read_eu_range=t.bool("read_eu_range", True),
     )
 

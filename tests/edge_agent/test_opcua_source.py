@@ -23,7 +23,12 @@ pytestmark = pytest.mark.integration
 T0 = (time.time_ns() // 10**9 + 3600) * 10**9
 
 
-def source_config(server: KilnServer, tmp: Path, extra: str = "", node_extra: str = ""):
+def source_config(
+    server: KilnServer, tmp: Path, extra: str = "", node_extra: str = "", only: dict | None = None
+):
+    """Agent config mapping every node; ``node_extra`` goes into every node table, ``only``
+    (field -> text) into that field's table."""
+    only = only or {}
     nodes = "".join(
         f"""
   [[source.node]]
@@ -31,6 +36,7 @@ def source_config(server: KilnServer, tmp: Path, extra: str = "", node_extra: st
   asset = "{server.asset}"
   field = "{f}"
   {node_extra}
+  {only.get(f, "")}
 """
         for f in server.fields()
     )
@@ -73,11 +79,15 @@ async def running(source: OpcUaSource, output: RecordingOutput):
             await task
 
 
-async def publish_series(server: KilnServer, n: int, start_ns: int, *, step_ns: int = 1_000_000):
+async def publish_series(
+    server: KilnServer, n: int, start_ns: int, *, step_ns: int = 1_000_000, skip: str = ""
+):
     """n samples on every thermocouple and setpoint, plus state changes."""
     for i in range(n):
         t = start_ns + i * step_ns
         for f in server.fields():
+            if f == skip:
+                continue
             if f.endswith("temperature_c"):
                 await server.publish(f, 600.0 + i * 0.5, t)
             elif f.endswith("setpoint_c"):
@@ -122,13 +132,17 @@ def assert_exactly_published(server: KilnServer, output: RecordingOutput, *, sin
 async def test_every_change_arrives_with_source_time_quality_and_unit_range(tmp_path):
     server = KilnServer(tmp_path)
     await server.start()
+    banded = "zone2_tc2_temperature_c"  # absolute deadband 5 °C on this one
     try:
-        source = OpcUaSource(source_config(server, tmp_path), state_dir=tmp_path / "state")
+        cfg = source_config(server, tmp_path, only={banded: "deadband = 5.0"})
+        source = OpcUaSource(cfg, state_dir=tmp_path / "state")
         output = RecordingOutput()
         async with running(source, output):
             await asyncio.wait_for(source.connected_event.wait(), 20)
             start = T0
-            await publish_series(server, 50, start)
+            await publish_series(server, 50, start, skip=banded)
+            for i, v in enumerate([100.0, 101.0, 103.0, 110.0, 111.0, 90.0]):
+                await server.publish(banded, v, T0 + 10**8 + i * 1000, record=False)
             # a repeated value with a new timestamp is a new sample (trigger includes timestamp)
             t = start + 10**9
             await server.publish("zone1_setpoint_c", 700.0, t)
@@ -144,13 +158,23 @@ async def test_every_change_arrives_with_source_time_quality_and_unit_range(tmp_
             expected = sum(1 for p in server.published)
             await wait_for(
                 lambda: (
-                    sum(1 for r in output.readings if r.source_time_ns >= start) >= expected
+                    sum(
+                        1
+                        for r in output.readings
+                        if r.source_time_ns >= start and r.field != banded
+                    )
+                    >= expected
                     and output.rejects
+                    and any(r.field == banded and r.value == 90.0 for r in output.readings)
                 ),
                 20,
                 "all published samples",
             )
         assert_exactly_published(server, output, since_ns=start)
+        banded_values = [
+            r.value for r in output.readings if r.field == banded and r.source_time_ns >= T0
+        ]
+        assert banded_values == [100.0, 110.0, 90.0]  # changes of more than 5 °C only
         bad = [r for r in output.readings if r.source_time_ns == t + 2000]
         # stored with the last value the thermocouple gave before it broke
         assert [(r.quality, r.value) for r in bad] == [(Quality.BAD, 600.0 + 49 * 0.5)]
@@ -232,27 +256,6 @@ async def test_spool_failure_is_not_acknowledged_and_refilled(tmp_path):
             await wait_all_published(server, output, "re-read after the failure")
         assert_exactly_published(server, output, since_ns=T0)
         assert source.status()["sessions"] >= 2
-    finally:
-        await server.stop()
-
-
-async def test_absolute_deadband_filters_small_changes(tmp_path):
-    server = KilnServer(tmp_path, zones=1, thermocouples=1)
-    await server.start()
-    try:
-        cfg = source_config(server, tmp_path, node_extra="deadband = 5.0")
-        source = OpcUaSource(cfg, state_dir=tmp_path / "state")
-        output = RecordingOutput()
-        async with running(source, output):
-            await asyncio.wait_for(source.connected_event.wait(), 20)
-            f = "zone1_tc1_temperature_c"
-            for i, v in enumerate([100.0, 101.0, 103.0, 110.0, 111.0, 90.0]):
-                await server.publish(f, v, T0 + i * 1000)
-            await wait_for(
-                lambda: any(r.value == 90.0 for r in output.readings), 20, "last big change"
-            )
-        got = [r.value for r in output.readings if r.field == f and r.source_time_ns >= T0]
-        assert got == [100.0, 110.0, 90.0]
     finally:
         await server.stop()
 
