@@ -9,6 +9,8 @@ Prints one JSON object. Measures, in the same run:
   rate (target >= 0.70). The writer's clock runs from the first ``put`` until the spool is
   empty and includes encoding. The forwarder keeps ``--in-flight`` writes going (default 2),
   so the same bodies POSTed over two concurrent connections are reported too.
+* ``spool_small_puts``: puts of 5 readings from 1 thread (one fsync each: the baseline) and
+  from 8 threads (group commit: puts that arrive during a commit share the next fsync).
 * ``read_sqlite``: N points of one series from the SQLite store into NumPy arrays via
   ``SQLiteStore.series``, against a plain ``fetchall`` of the same rows (the baseline: what
   any SQLite reader pays before it even builds arrays).
@@ -27,6 +29,7 @@ import os
 import sqlite3
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -117,6 +120,36 @@ def bench_writer(influx: InfluxDB, batches: list[ReadingBatch], tmp: Path, in_fl
     return elapsed
 
 
+def bench_small_puts(tmp: Path, puts: int) -> dict:
+    """Many sources putting small batches (5 readings): one thread (one fsync per put, the
+    baseline) against 8 threads, whose puts the spool group-commits."""
+    out = {}
+    for threads in (1, 8):
+        with Spool(tmp / f"small{threads}.db") as spool:
+            per = puts // threads
+
+            def run(k: int, spool: Spool = spool, per: int = per) -> None:
+                for j in range(per):
+                    start = (k * per + j) * 5
+                    spool.put(ReadingBatch.from_floats(
+                        "xinghai/plant-1/press-shop/press-1", "cycle_count",
+                        np.arange(start, start + 5, dtype=np.float64),
+                        T0 + np.arange(start, start + 5, dtype=np.int64), received_time_ns=T0,
+                    ))  # fmt: skip
+
+            workers = [threading.Thread(target=run, args=(k,)) for k in range(threads)]
+            t = time.perf_counter()
+            for w in workers:
+                w.start()
+            for w in workers:
+                w.join()
+            elapsed = time.perf_counter() - t
+            out[f"threads_{threads}_puts_per_s"] = round(per * threads / elapsed)
+            out[f"threads_{threads}_commits"] = spool.commits
+    out["ratio"] = round(out["threads_8_puts_per_s"] / out["threads_1_puts_per_s"], 2)
+    return out
+
+
 def one_series(n: int) -> ReadingBatch:
     values = np.round(20 + 1300 * np.random.default_rng(2).random(n), 1)
     return ReadingBatch.from_floats(
@@ -204,6 +237,7 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             influx.close()
         read_sqlite = bench_read_sqlite(n, tmp)
+        small_puts = bench_small_puts(tmp, 400 if args.quick else 1600)
     result = {
         "benchmark": "write_path",
         "readings": n,
@@ -219,6 +253,7 @@ def main(argv: list[str] | None = None) -> int:
             "in_flight": args.in_flight,
             "target_ratio": 0.7,
         },
+        "spool_small_puts": small_puts,
         "read_sqlite": read_sqlite,
         "read_influxdb": read_influx,
     }

@@ -38,6 +38,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.reading import Reading, ReadingBatch, now_ns
@@ -70,6 +71,20 @@ CREATE TABLE IF NOT EXISTS dead_letter (
 );
 CREATE TABLE IF NOT EXISTS counter (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """
+
+
+@dataclass(slots=True)
+class _Put:
+    """One ``put`` waiting for (or done by) a group commit."""
+
+    good: ReadingBatch
+    rejected: list[Rejected]
+    blobs: list[bytes]
+    now: int
+    full: list[Rejected] = field(default_factory=list)
+    dropped: int = 0
+    done: bool = False
+    error: BaseException | None = None
 
 
 class SpoolLocked(RuntimeError):
@@ -105,6 +120,9 @@ class Spool:
         self._clock = clock
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
+        self._queue_lock = threading.Lock()
+        self._queue: list[_Put] = []  # puts waiting for the next group commit
+        self.commits = 0  # transactions that made puts durable (one fsync each)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock_file = open(f"{self.path}.lock", "a+b")  # noqa: SIM115 - held until close()
         try:
@@ -117,8 +135,7 @@ class Spool:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(_SCHEMA)
-        row = self._db.execute("SELECT COUNT(*), SUM(readings), SUM(bytes) FROM batch").fetchone()
-        self._rows, self._depth, self._bytes = row[0], row[1] or 0, row[2] or 0
+        self._reload_counts()
         self._closed = False
         if self._depth:
             log.info("spool %s: %d readings waiting from before a restart", self.path, self._depth)
@@ -132,64 +149,98 @@ class Spool:
         dead-letter table. With ``reject_new``, a batch that does not fit comes back whole as
         rejected (``spool full``). Raises ``sqlite3.Error`` only if the disk itself fails
         (full, read-only): then nothing of this batch was accepted.
+
+        Group commit: puts from several threads that arrive while a commit is running are
+        written together in the next transaction, one fsync for all of them, so many sources
+        putting small batches are not limited to one fsync each.
         """
         good, rejected = check_batch(batch)
         blobs = [
             batch_codec.encode(good.take(slice(i, i + self.chunk_readings)))
             for i in range(0, len(good), self.chunk_readings)
         ]
-        size = sum(len(b) for b in blobs)
-        now = self._clock()
-        full: list[Rejected] = []
-        full_key = ""
+        entry = _Put(good, rejected, blobs, self._clock())
+        with self._queue_lock:
+            self._queue.append(entry)
         with self._lock:
-            self._check_open()
-            if size > self.max_bytes:
-                # Dropping everything else would not make it fit either: refuse it.
-                full = [
-                    Rejected(r, "batch larger than the whole spool") for r in good.to_readings()
-                ]
-                full_key = "dropped.batch_too_large"
-                blobs = []
-            elif size > self.max_bytes - self._bytes and self.policy == "reject_new":
-                full = [Rejected(r, "spool full") for r in good.to_readings()]
-                full_key = "dropped.spool_full_new"
-                blobs = []
-            with self._transaction():
-                for item in rejected:
-                    self._insert_dead_letter(now, "spool", item.reason, "", None, item.reading)
-                if rejected:
-                    self._bump("rejected_invalid", len(rejected))
-                if full:
-                    self._bump(full_key, len(full))
-                dropped = self._make_room(size) if blobs else 0
-                for blob, start in zip(
-                    blobs, range(0, len(good), self.chunk_readings), strict=False
-                ):
-                    n = min(self.chunk_readings, len(good) - start)
-                    self._db.execute(
-                        "INSERT INTO batch (readings, bytes, spooled_ns, payload) VALUES (?,?,?,?)",
-                        (n, len(blob), now, blob),
-                    )
-                if blobs:
-                    self._bump("accepted", len(good))
-            if blobs:
-                self._rows += len(blobs)
-                self._depth += len(good)
-                self._bytes += size
-                self._changed.notify_all()
+            if not entry.done:  # nobody committed it while we waited: lead the next group
+                with self._queue_lock:
+                    group, self._queue = self._queue, []
+                self._commit_group(group)
+        if entry.error is not None:
+            raise entry.error
         if rejected:
             log.warning(
                 "spool %s: rejected %d invalid readings, e.g. %s",
                 self.path, len(rejected), rejected[0].reason,
             )  # fmt: skip
-        if full:
-            log.warning("spool %s full (reject_new): refused %d readings", self.path, len(full))
-        if dropped:
+        if entry.full:
             log.warning(
-                "spool %s full (drop_oldest): dropped %d oldest readings", self.path, dropped
+                "spool %s: refused %d readings (%s)", self.path, len(entry.full),
+                entry.full[0].reason,
+            )  # fmt: skip
+        if entry.dropped:
+            log.warning(
+                "spool %s full (drop_oldest): dropped %d oldest readings", self.path, entry.dropped
             )
-        return WriteResult(written=len(good) if blobs else 0, rejected=rejected + full)
+        written = len(good) if entry.blobs else 0
+        return WriteResult(written=written, rejected=rejected + entry.full)
+
+    def _commit_group(self, group: list[_Put]) -> None:
+        """Write every put of ``group`` in one transaction (called with ``self._lock``)."""
+        try:
+            self._check_open()
+            with self._transaction():
+                for entry in group:
+                    self._apply(entry)
+            self.commits += 1
+        except BaseException as exc:
+            # Nothing of the group is stored; the in-memory counts may have moved: re-read.
+            if not self._closed:
+                self._reload_counts()
+            for entry in group:
+                entry.error, entry.blobs, entry.done = exc, [], True
+            return
+        for entry in group:
+            entry.done = True
+        self._changed.notify_all()
+
+    def _apply(self, e: _Put) -> None:
+        """One put inside the group's transaction: policy, dead letters, rows, counters."""
+        size = sum(len(b) for b in e.blobs)
+        if size > self.max_bytes:
+            # Dropping everything else would not make it fit either: refuse it.
+            e.full = [
+                Rejected(r, "batch larger than the whole spool") for r in e.good.to_readings()
+            ]
+            self._bump("dropped.batch_too_large", len(e.full))
+            e.blobs = []
+        elif size > self.max_bytes - self._bytes and self.policy == "reject_new":
+            e.full = [Rejected(r, "spool full") for r in e.good.to_readings()]
+            self._bump("dropped.spool_full_new", len(e.full))
+            e.blobs = []
+        for item in e.rejected:
+            self._insert_dead_letter(e.now, "spool", item.reason, "", None, item.reading)
+        if e.rejected:
+            self._bump("rejected_invalid", len(e.rejected))
+        if not e.blobs:
+            return
+        e.dropped = self._make_room(size)
+        starts = range(0, len(e.good), self.chunk_readings)
+        for blob, start in zip(e.blobs, starts, strict=True):
+            n = min(self.chunk_readings, len(e.good) - start)
+            self._db.execute(
+                "INSERT INTO batch (readings, bytes, spooled_ns, payload) VALUES (?,?,?,?)",
+                (n, len(blob), e.now, blob),
+            )
+        self._bump("accepted", len(e.good))
+        self._rows += len(e.blobs)
+        self._depth += len(e.good)
+        self._bytes += size
+
+    def _reload_counts(self) -> None:
+        row = self._db.execute("SELECT COUNT(*), SUM(readings), SUM(bytes) FROM batch").fetchone()
+        self._rows, self._depth, self._bytes = row[0], row[1] or 0, row[2] or 0
 
     def close(self) -> None:
         """Close the file and release the lock. Pending readings stay for the next open."""
@@ -342,7 +393,7 @@ class Spool:
                 out[name] = value
         out.update(
             dropped=dropped, depth=self._depth, batches=self._rows, bytes=self._bytes,
-            max_bytes=self.max_bytes, policy=self.policy,
+            max_bytes=self.max_bytes, policy=self.policy, put_commits=self.commits,
         )  # fmt: skip
         return out
 

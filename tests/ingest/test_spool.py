@@ -20,6 +20,7 @@ from core.reading import Quality, Reading, ReadingBatch
 from ingest import batch_codec
 from ingest.spool import Spool, SpoolLocked
 from tests.ingest._helpers import KILN, T0, floats, mixed
+from tests.servers import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -270,3 +271,46 @@ def test_a_damaged_blob_is_a_clear_error() -> None:
     for bad in (b"", b"XXXX" + blob[4:], blob[:-3], blob + b"\0"):
         with pytest.raises(batch_codec.CorruptBatch):
             batch_codec.decode(bad)
+
+
+def test_puts_waiting_on_a_commit_are_written_together_in_one_transaction(
+    tmp_path: Path,
+) -> None:
+    with Spool(tmp_path / "spool.db") as spool:
+        spool.put(floats(1))
+        assert spool.commits == 1
+        results: list = [None] * 5
+        # Hold the commit lock as a slow fsync would; five sources put meanwhile.
+        with spool._lock:
+            threads = [
+                threading.Thread(
+                    target=lambda k=k: results.__setitem__(k, spool.put(floats(3, start=1 + 3 * k)))
+                )
+                for k in range(5)
+            ]
+            for t in threads:
+                t.start()
+            wait_until(lambda: len(spool._queue) == 5, 10, "five puts to queue up")
+        for t in threads:
+            t.join(10)
+        assert [r.written for r in results] == [3] * 5
+        assert spool.commits == 2  # one transaction, one fsync, for all five
+        assert spool.stats()["put_commits"] == 2
+        assert sorted(r.source_time_ns for r in drain(spool)) == [
+            r.source_time_ns for r in floats(16).to_readings()
+        ]
+
+
+def test_a_failed_commit_fails_every_put_of_its_group_and_keeps_counts_true(
+    tmp_path: Path,
+) -> None:
+    with Spool(tmp_path / "spool.db") as spool:
+        spool.put(floats(4))
+        spool._db.execute("CREATE TRIGGER no_more BEFORE INSERT ON batch BEGIN "
+                          "SELECT RAISE(ABORT, 'disk says no'); END")  # fmt: skip
+        with pytest.raises(sqlite3.IntegrityError, match="disk says no"):
+            spool.put(floats(4, start=4))
+        assert spool.depth() == 4 and spool.stats()["accepted"] == 4
+        spool._db.execute("DROP TRIGGER no_more")
+        assert spool.put(floats(4, start=4)).written == 4
+        assert spool.depth() == 8
