@@ -44,6 +44,7 @@ import numpy as np
 from analytics.cones import cone_equivalent, uniformity_class
 from analytics.firing_clock import NS_PER_S, programme_time_s
 from analytics.firing_metrics import (
+    DenseWeights,
     Runs,
     SampleWeights,
     block_sums,
@@ -527,7 +528,12 @@ def _judge(
     a = np.abs(d, out=ws.float("a", (k, n)))
     tmp = ws.float("tmp", (k, n))
     # valid (for weights) = usable reading and judged; judged columns enter via the weights
-    weights = SampleWeights(t_s, judged, temps_ok, bad_rows, bad_cols, s.max_gap_s)
+    # Few unusable samples (plant data): shared weights + sparse corrections; many (e.g. own
+    # timestamps per thermocouple on a union axis): a dense weight array is cheaper.
+    if bad_rows.size > 0.2 * k * n:
+        weights = DenseWeights(t_s, judged, temps_ok, s.max_gap_s)
+    else:
+        weights = SampleWeights(t_s, judged, temps_ok, bad_rows, bad_cols, s.max_gap_s)
     wsum = covered_s = weights.total()
     # outside the band: rare, so handled as a sparse list of (row, column)
     outside = np.greater(a, s.band_c, out=ws.bool("outside", (k, n)))  # invalid: a == 0

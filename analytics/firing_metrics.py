@@ -168,6 +168,62 @@ class SampleWeights:
         return out
 
 
+class DenseWeights:
+    """:class:`SampleWeights` computed as a (K, N) array: the faster choice when many samples
+    are unusable (e.g. thermocouples with their own timestamps on a union time axis, mostly
+    NaN), where the sparse corrections would outnumber the samples. Same contract."""
+
+    def __init__(
+        self, t_s: np.ndarray, judged: np.ndarray, ok: np.ndarray, max_gap_s: float
+    ) -> None:
+        k, n = ok.shape
+        self.k, self.n = k, n
+        valid = ok & judged[None, :]
+        cols = np.broadcast_to(np.arange(n), (k, n))
+        prev = np.maximum.accumulate(np.where(valid, cols, -1), axis=1)  # last valid <= i
+        nxt = np.minimum.accumulate(np.where(valid, cols, n)[:, ::-1], axis=1)[:, ::-1]
+        # for a valid sample i: its previous valid sample is prev[i - 1], the next nxt[i + 1]
+        p = np.full((k, n), -1)
+        p[:, 1:] = prev[:, :-1]
+        q = np.full((k, n), n)
+        q[:, :-1] = nxt[:, 1:]
+        judged_at = np.flatnonzero(judged)
+        # The setpoint normally exists over one stretch; then any two valid samples have only
+        # judged samples between them and the check below is not needed.
+        one_stretch = judged_at.size == 0 or judged_at[-1] - judged_at[0] + 1 == judged_at.size
+        judged_before = np.concatenate([[0], np.cumsum(judged)])
+
+        def half_to(other: np.ndarray, exists: np.ndarray) -> np.ndarray:
+            o = np.clip(other, 0, n - 1)
+            span = t_s[o]
+            span -= t_s[None, :]
+            np.abs(span, out=span)
+            ok_span = exists & (span <= max_gap_s)
+            if not one_stretch:
+                lo, hi = np.minimum(o, cols), np.maximum(o, cols)
+                ok_span &= (judged_before[hi + 1] - judged_before[lo]) == (hi - lo + 1)
+            span *= 0.5
+            span[~ok_span] = 0.0
+            return span
+
+        w = half_to(p, p >= 0) if n else np.zeros((k, n))
+        if n:
+            w += half_to(q, q <= n - 1)
+        w[~valid] = 0.0
+        self.w = w
+
+    def at(self, rows: np.ndarray, cols: np.ndarray, ok: np.ndarray) -> np.ndarray:
+        return self.w[rows, cols]
+
+    def weighted_sum(self, f: np.ndarray, lo: int = 0, hi: int | None = None) -> np.ndarray:
+        hi = self.n if hi is None else hi
+        return np.einsum("kn,kn->k", f[:, lo:hi], self.w[:, lo:hi])
+
+    def total(self, lo: int = 0, hi: int | None = None) -> np.ndarray:
+        hi = self.n if hi is None else hi
+        return self.w[:, lo:hi].sum(axis=1)
+
+
 def bad_runs(rows: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Maximal runs of consecutive columns in a row-major sorted (row, col) list:
     ``(row, first col, last col)`` of each run."""

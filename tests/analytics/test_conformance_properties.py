@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from analytics.conformance import ConformanceSettings, judge_firing
+from analytics.firing_metrics import DenseWeights, SampleWeights
 from analytics.programme import Programme
 
 S = 1_000_000_000
@@ -259,8 +260,11 @@ def build(spec) -> Programme | None:
     seed=st.integers(0, 2**32 - 1),
     band=st.floats(1.0, 20.0),
     max_gap=st.floats(60.0, 900.0),
+    missing=st.sampled_from([0.1, 0.6]),  # 0.6: the dense-weights path
 )
-def test_vectorised_judge_agrees_with_the_loop_reference(spec, n, seed, band, max_gap) -> None:
+def test_vectorised_judge_agrees_with_the_loop_reference(
+    spec, n, seed, band, max_gap, missing
+) -> None:
     programme = build(spec)
     if programme is None:
         return
@@ -271,7 +275,7 @@ def test_vectorised_judge_agrees_with_the_loop_reference(spec, n, seed, band, ma
     t_ns = T0 - 600 * S + np.cumsum(steps * S).astype(np.int64)
     sp = programme.setpoint_c((t_ns - T0) / S)
     temps = np.where(np.isfinite(sp), sp, 100.0) + rng.normal(0, band, (3, n))
-    temps[rng.random((3, n)) < 0.1] = np.nan
+    temps[rng.random((3, n)) < missing] = np.nan
     cfg = ConformanceSettings(band_c=band, max_gap_s=max_gap, min_excursion_s=300.0)
     report = judge_firing(programme, t_ns, temps, start_ns=T0, settings=cfg)
     expected, kiln = reference(programme, t_ns, temps.tolist(), cfg)
@@ -321,3 +325,33 @@ def test_segment_rate_is_the_least_squares_slope(rate, intercept, seed, n) -> No
     else:
         slope = np.polyfit(hours[ok], y[ok], 1)[0]
         assert math.isclose(got, slope, rel_tol=1e-6, abs_tol=1e-6)
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    k=st.integers(1, 4),
+    n=st.integers(0, 60),
+    seed=st.integers(0, 2**32 - 1),
+    missing=st.floats(0.0, 0.9),
+    max_gap=st.floats(5.0, 200.0),
+)
+def test_sparse_and_dense_weights_agree(k, n, seed, missing, max_gap) -> None:
+    rng = np.random.default_rng(seed)
+    t_s = np.cumsum(rng.uniform(1, 60, n))
+    judged = np.zeros(n, dtype=bool)
+    if n:
+        a, b = sorted(rng.integers(0, n + 1, 2))
+        judged[a:b] = True  # the setpoint exists over one stretch...
+        if seed % 2:
+            judged |= rng.random(n) < 0.2  # ... or, for any setpoint series, scattered
+    ok = rng.random((k, n)) >= missing
+    bad_rows, bad_cols = np.nonzero(~ok)
+    sparse = SampleWeights(t_s, judged, ok, bad_rows, bad_cols, max_gap)
+    dense = DenseWeights(t_s, judged, ok, max_gap)
+    f = np.where(ok & judged[None, :], rng.normal(0, 5, (k, n)), 0.0)
+    np.testing.assert_allclose(sparse.total(), dense.total(), atol=1e-9)
+    np.testing.assert_allclose(sparse.weighted_sum(f), dense.weighted_sum(f), atol=1e-9)
+    lo, hi = (n // 3, 2 * n // 3) if n else (0, 0)
+    np.testing.assert_allclose(sparse.total(lo, hi), dense.total(lo, hi), atol=1e-9)
+    rows, cols = np.nonzero(ok & judged[None, :])
+    np.testing.assert_allclose(sparse.at(rows, cols, ok), dense.at(rows, cols, ok), atol=1e-9)
