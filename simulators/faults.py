@@ -21,6 +21,21 @@ KILN_FAULTS = (
 )
 PRESS_FAULTS = ("press_breakdown", "short_stop", "reject_burst", "garbage")
 SITE_FAULTS = ("opcua_restart", "mqtt_disconnect")
+ASSET_FAULTS = ("clock_skew",)  # any kiln or press: its clock runs wrong by offset_s
+
+
+def skew_ns(p: dict[str, Any]) -> int:
+    """The ``offset_s`` of a clock_skew fault (default +1 h) in ns; +-30 days at most."""
+    offset = p.get("offset_s", 3600.0)
+    if (
+        not isinstance(offset, int | float)
+        or isinstance(offset, bool)
+        or not abs(offset) <= 30 * 86400
+    ):
+        raise FaultError(
+            f"clock_skew: offset_s must be a number of seconds within 30 days, got {offset!r}"
+        )
+    return int(offset * 1e9)
 
 
 class FaultError(ValueError):

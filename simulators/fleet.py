@@ -39,7 +39,8 @@ simulated minute, whatever the sample interval.
 Fault kinds (``inject``): kilns - broken_thermocouple(zone, tc), nan_reading(zone, tc),
 burner_trip(zone=None: all), stall(power_fraction=0.4, zone=None), overshoot(delta_c=40,
 zone=None), push_stop (tunnel); presses - press_breakdown(reason), short_stop(reason),
-reject_burst(reject_rate=0.5), garbage(kinds=[...], count=1, one-shot); enterprise (target is
+reject_burst(reject_rate=0.5), garbage(kinds=[...], count=1, one-shot); any kiln or press -
+clock_skew(offset_s=3600: its wire timestamps run wrong by that much); enterprise (target is
 the enterprise id or any of its assets) - opcua_restart(down_wall_s), mqtt_disconnect(down_wall_s).
 """
 
@@ -60,11 +61,13 @@ import numpy as np
 
 from simulators.clock import SimClock
 from simulators.faults import (
+    ASSET_FAULTS,
     KILN_FAULTS,
     SITE_FAULTS,
     FaultError,
     apply_kiln_fault,
     check_rate,
+    skew_ns,
 )
 from simulators.kiln_model import ShuttleKiln, TunnelKiln
 from simulators.mqtt_presses import (
@@ -205,6 +208,7 @@ class Fleet:
         self._fault_timers: dict[tuple[str, str], asyncio.Task[None]] = {}
         self._last_text: dict[str, dict[str, Any]] = {}
         self._standard_space = standard_space or StandardAddressSpace()
+        self._skew_ns: dict[str, int] = {}  # clock_skew faults: asset -> wire time offset
         self._active_params: dict[tuple[str, str], dict[str, Any]] = {}
         self._started = False
         self.counters: dict[str, int] = {
@@ -434,14 +438,17 @@ class Fleet:
             try:
                 model.advance_to(t)
                 samples = model.snapshot()
-                live = await gateway.publish(spec.id, t, samples)
-                self._record_kiln(asset, t, samples, live)
+                skew = self._skew_ns.get(asset, 0)
+                live = await gateway.publish(spec.id, t + skew, samples)
+                self._record_kiln(asset, t, samples, live, skew)
             except Exception:  # a simulator bug must not silently stop one kiln forever
                 log.exception("kiln %s: tick at %d failed", asset, t)
             self.counters["kiln_ticks"] += 1
             t += step_ns
 
-    def _record_kiln(self, asset: str, t_ns: int, samples: dict[str, Any], live: bool) -> None:
+    def _record_kiln(
+        self, asset: str, t_ns: int, samples: dict[str, Any], live: bool, skew: int = 0
+    ) -> None:
         model = self.kilns[asset]
         for ev in model.events:
             self.truth.write(asset, ev)
@@ -469,6 +476,8 @@ class Fleet:
             }
             if s.setpoint is not None:
                 rec["setpoint"] = s.setpoint
+            if skew:
+                rec["skew_ns"] = skew  # the wire said t_ns + skew_ns
             self.truth.write(asset, rec)
         prev_state = last.get("__state")
         if prev_state != samples["state"].value:
@@ -489,11 +498,12 @@ class Fleet:
             if spec.enterprise == enterprise and spec.style == "json":
                 press = self.presses[asset]
                 payload = {"t_ns": now, "state": press.state, "reason": press.reason}
+                skew = self._skew_ns.get(asset, 0)
+                wire = json_state_payload({**payload, "t_ns": now + skew})
                 ok = self.json_links[enterprise].publish(
-                    f"{self.press_topic_base(spec)}/state",
-                    json.dumps(json_state_payload(payload)).encode(),
+                    f"{self.press_topic_base(spec)}/state", json.dumps(wire).encode()
                 )
-                self._record_press(asset, "state", {**payload, "announce": True}, ok)
+                self._record_press(asset, "state", {**payload, "announce": True}, ok, skew)
 
     async def _run_press(self, asset: str) -> None:
         model = self.presses[asset]
@@ -511,19 +521,18 @@ class Fleet:
 
     def _emit_press(self, asset: str, ev: PressEvent) -> None:
         spec = self.press_specs[asset]
+        skew = self._skew_ns.get(asset, 0)
         if spec.style == "json":
             link = self.json_links[spec.enterprise]
             base = self.press_topic_base(spec)
             if ev.cycle:
-                ok = link.publish(
-                    f"{base}/cycle", json.dumps(json_cycle_payload(ev.cycle)).encode()
-                )
-                self._record_press(asset, "cycle", ev.cycle, ok)
+                wire = json_cycle_payload({**ev.cycle, "t_ns": ev.cycle["t_ns"] + skew})
+                ok = link.publish(f"{base}/cycle", json.dumps(wire).encode())
+                self._record_press(asset, "cycle", ev.cycle, ok, skew)
             if ev.state:
-                ok = link.publish(
-                    f"{base}/state", json.dumps(json_state_payload(ev.state)).encode()
-                )
-                self._record_press(asset, "state", ev.state, ok)
+                wire = json_state_payload({**ev.state, "t_ns": ev.state["t_ns"] + skew})
+                ok = link.publish(f"{base}/state", json.dumps(wire).encode())
+                self._record_press(asset, "state", ev.state, ok, skew)
             return
         node = self.edge_nodes[spec.enterprise]
         values: dict[str, Any] = {}
@@ -539,19 +548,22 @@ class Fleet:
             )
         if ev.state:
             values.update(state=ev.state["state"], state_reason=ev.state["reason"])
-        ok = node.publish_data(spec.id, values, ev.t_ns // 1_000_000)
+        ok = node.publish_data(spec.id, values, (ev.t_ns + skew) // 1_000_000)
         if ev.cycle:
-            self._record_press(asset, "cycle", ev.cycle, ok)
+            self._record_press(asset, "cycle", ev.cycle, ok, skew)
         if ev.state:
-            self._record_press(asset, "state", ev.state, ok)
+            self._record_press(asset, "state", ev.state, ok, skew)
 
     def _record_press(
-        self, asset: str, kind: str, payload: dict[str, Any], delivered: bool
+        self, asset: str, kind: str, payload: dict[str, Any], delivered: bool, skew: int = 0
     ) -> None:
         self.counters["press_messages"] += 1
         if not delivered:
             self.counters["undelivered"] += 1
-        self.truth.write(asset, {**payload, "kind": kind, "delivered": delivered})
+        rec = {**payload, "kind": kind, "delivered": delivered}
+        if skew:
+            rec["skew_ns"] = skew  # the wire said t_ns + skew_ns
+        self.truth.write(asset, rec)
 
     # ----------------------------------------------------------------- faults
     def _enterprise_of(self, target: str) -> str:
@@ -591,7 +603,11 @@ class Fleet:
         now = self.clock.now_ns() if at_ns is None else at_ns
         if fault == "short_stop" and duration_s is None:
             duration_s = 120.0  # a short stop is short by definition
-        if fault in KILN_FAULTS:
+        if fault in ASSET_FAULTS:
+            if target not in self.kilns and target not in self.presses:
+                raise FaultError(f"{fault} needs a kiln or press asset, got {target!r}")
+            self._skew_ns[target] = skew_ns(params)
+        elif fault in KILN_FAULTS:
             model = self.kilns.get(target)
             if model is None:
                 raise FaultError(f"{fault} needs a kiln asset, got {target!r}")
@@ -643,7 +659,9 @@ class Fleet:
         self._end(target, fault, params, self.clock.now_ns())
 
     def _end(self, target: str, fault: str, params: dict[str, Any], t_ns: int) -> None:
-        if fault in KILN_FAULTS:
+        if fault in ASSET_FAULTS:
+            self._skew_ns.pop(target, None)
+        elif fault in KILN_FAULTS:
             self._apply_kiln_fault(self.kilns[target], fault, params, on=False)
         else:
             self._apply_press_fault(
@@ -804,6 +822,9 @@ class Fleet:
             raise FaultError(f"unknown fault {fault!r} (expected one of {', '.join(FAULT_KINDS)})")
         if fault in SITE_FAULTS:
             self._enterprise_of(target)
+        elif fault in ASSET_FAULTS:
+            if target not in self.kilns and target not in self.presses:
+                raise FaultError(f"{fault} needs a kiln or press asset, got {target!r}")
         elif target not in (self.kilns if fault in KILN_FAULTS else self.presses):
             kind = "kiln" if fault in KILN_FAULTS else "press"
             raise FaultError(

@@ -21,6 +21,7 @@ SCENARIO_DIR = Path(__file__).parent / "scenarios"
 FAULT_KINDS = (
     "broken_thermocouple",
     "nan_reading",
+    "clock_skew",
     "burner_trip",
     "stall",
     "overshoot",

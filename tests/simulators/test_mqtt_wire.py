@@ -296,3 +296,35 @@ async def test_breakdown_and_reject_burst_change_the_wire(
     assert down["reason"] == "seal_leak"
     after = [json.loads(p) for p in sub.on("/press-1/cycle")[n:]]
     assert after and all(c["result"] == "reject" for c in after)
+
+
+async def test_clock_skew_shifts_wire_timestamps_and_truth_says_by_how_much(
+    mosquitto_shared: Mosquitto, tmp_path: Path
+) -> None:
+    fleet = press_fleet(mosquitto_shared, tmp_path, speed=900)
+    sub = Subscriber(mosquitto_shared, f"{fleet.topic_root}/#")
+    try:
+        async with fleet:
+            await until(lambda: len(sub.on("/press-1/cycle")) >= 1, 20, "a cycle")
+            await fleet.inject(JSON_PRESS, "clock_skew", offset_s=-7200)
+            n = len(sub.on("/press-1/cycle"))
+            await until(lambda: len(sub.on("/press-1/cycle")) >= n + 2, 20, "skewed cycles")
+            await fleet.clear(JSON_PRESS, "clock_skew")
+            m = len(sub.on("/press-1/cycle"))
+            await until(lambda: len(sub.on("/press-1/cycle")) >= m + 1, 20, "a cycle after the fix")
+    finally:
+        sub.close()
+    truth = {
+        r["cycle"]: r for r in read_truth(fleet.truth_path(JSON_PRESS)) if r["kind"] == "cycle"
+    }
+    wire = [json.loads(p) for p in sub.on("/press-1/cycle")]
+    skewed = [c for c in wire if truth[c["cycle"]].get("skew_ns")]
+    assert len(skewed) >= 2
+    for c in skewed:
+        r = truth[c["cycle"]]
+        assert r["skew_ns"] == -7200 * 10**9 and c["ts"] == (r["t_ns"] - 7200 * 10**9) // 1_000_000
+    last = wire[-1]
+    assert (
+        "skew_ns" not in truth[last["cycle"]]
+        and last["ts"] == truth[last["cycle"]]["t_ns"] // 1_000_000
+    )
