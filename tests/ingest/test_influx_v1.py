@@ -346,3 +346,19 @@ def test_latest_and_list_series_keep_assets_apart(influx_database):
         assert store.list_series("xing.ai/") == [(dot, "press_force_kn")]  # '.' is literal
         assert len(store.list_series()) == 5
         assert store.series(a, "no_such_field", T0, T0 + HOUR).time_ns.tolist() == []
+
+
+def test_gzip_option_compresses_writes_and_reads(influx_database):
+    calls: list[httpx.Request] = []
+    batch = kiln_floats(300)
+    with InfluxV1Store.from_url(influx_database + "?gzip=1", counting_factory(calls)) as store:
+        assert store.write(batch).written == 300
+        got = store.series(KILN, "zone1_tc1_temperature_c", T0, T0 + HOUR)
+    np.testing.assert_array_equal(got.values, batch.number)
+    write = next(c for c in calls if c.url.path == "/write")
+    assert write.headers["Content-Encoding"] == "gzip" and len(write.content) < 300 * 50
+    assert all(c.headers["Accept-Encoding"] == "gzip" for c in calls)
+    plain: list[httpx.Request] = []
+    with InfluxV1Store.from_url(influx_database, counting_factory(plain)) as store:
+        store.series(KILN, "zone1_tc1_temperature_c", T0, T0 + HOUR)
+    assert all(c.headers["Accept-Encoding"] == "identity" for c in plain)
