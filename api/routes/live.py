@@ -68,6 +68,9 @@ def series(
     start_ns: Annotated[int | None, Query(ge=0, description="default: end - 6 h")] = None,
     end_ns: Annotated[int | None, Query(ge=0, description="default: now")] = None,
     points: Annotated[int, Query(ge=1, le=MAX_POINTS, description="about this many")] = 600,
+    resolution_s: Annotated[
+        int | None, Query(ge=1, le=86400, description="window length; overrides points")
+    ] = None,
     aggregate: Literal["mean", "min", "max", "first", "last", "count", "sum"] = "mean",
 ) -> SeriesPublic:
     end = clock() if end_ns is None else end_ns
@@ -83,6 +86,15 @@ def series(
         )
     # Whole seconds keep windows aligned across requests (and cacheable by the store).
     window_ns = max(10**9, -(-(end - start) // points) // 10**9 * 10**9)
+    if resolution_s is not None:
+        window_ns = resolution_s * 10**9
+        if (end - start) // window_ns > MAX_POINTS:
+            raise Problem(
+                422,
+                "Invalid request",
+                f"{resolution_s} s windows over this span exceed {MAX_POINTS} points",
+                kind="invalid-request",
+            )
     try:
         s = store.series(asset.path, field, start, end, window_ns=window_ns, aggregate=aggregate)
     except ValueError as exc:  # e.g. mean of a text field: the store says which and why

@@ -56,6 +56,29 @@ def test_latest_and_series(client, tokens, store):
     assert s["window_s"] == 600 and 6 <= len(s["values"]) <= 7
     assert max(s["values"]) == pytest.approx(460.0)
     assert s["time_ns"] == sorted(s["time_ns"]) and all(x % (600 * S) == 0 for x in s["time_ns"])
+    r = client.get(
+        f"/api/v1/assets/{KILN}/series",
+        headers=h,
+        params={
+            "field": "zone1_tc1_temperature_c",
+            "start_ns": int(t[0]),
+            "end_ns": NOW_NS,
+            "resolution_s": 60,
+            "aggregate": "count",
+        },
+    ).json()
+    assert r["window_s"] == 60 and sum(r["values"]) == 360 and len(r["values"]) == 60
+    r = client.get(
+        f"/api/v1/assets/{KILN}/series",
+        headers=h,
+        params={
+            "field": "zone1_tc1_temperature_c",
+            "start_ns": 0,
+            "end_ns": NOW_NS,
+            "resolution_s": 1,
+        },
+    )
+    assert r.status_code == 422 and "exceed 5000 points" in r.json()["detail"]
 
 
 def test_series_validation_is_problem_details(client, tokens, store):
