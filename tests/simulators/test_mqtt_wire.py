@@ -328,3 +328,31 @@ async def test_clock_skew_shifts_wire_timestamps_and_truth_says_by_how_much(
         "skew_ns" not in truth[last["cycle"]]
         and last["ts"] == truth[last["cycle"]]["t_ns"] // 1_000_000
     )
+
+
+async def test_presses_come_back_after_the_broker_restarts(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    fleet = press_fleet(mosquitto, tmp_path, speed=600)
+    async with fleet:
+        await fleet.wait_connected(10)
+        node = fleet.edge_nodes["xinghai"]
+        assert node.bd_seq == 0
+        mosquitto.restart()  # blocks the loop a moment: the presses catch up afterwards
+        restarted_ns = fleet.clock.now_ns()
+        sub = Subscriber(mosquitto, f"spBv1.0/{fleet.sparkplug_group}/#")
+        try:
+            await until(
+                lambda: len(sub.of_type("NBIRTH")) >= 1, 20, "NBIRTH after the broker restart"
+            )
+            birth = spb.decode(sub.of_type("NBIRTH")[0][1])
+            assert spb.get_value(next(m for m in birth.metrics if m.name == "bdSeq")) == 1
+            await until(lambda: len(sub.of_type("DDATA")) >= 2, 20, "data again")
+        finally:
+            sub.close()
+
+        def delivered_after(t_ns: int) -> bool:
+            rows = read_truth(fleet.truth_path(JSON_PRESS))
+            return any(r["kind"] == "cycle" and r["delivered"] and r["t_ns"] > t_ns for r in rows)
+
+        await until(lambda: delivered_after(restarted_ns), 20, "a JSON cycle delivered again")
