@@ -73,7 +73,7 @@ def test_latest_and_series(client, tokens, store):
         headers=h,
         params={
             "field": "zone1_tc1_temperature_c",
-            "start_ns": 0,
+            "start_ns": NOW_NS - 30 * 86400 * S,
             "end_ns": NOW_NS,
             "resolution_s": 1,
         },
