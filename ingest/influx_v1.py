@@ -246,6 +246,9 @@ class InfluxV1Store:
             raise StoreUnavailable(
                 f"InfluxDB {self.config.redacted()} unreachable: {type(exc).__name__}: {exc}"
             ) from exc
+        return self._check(resp)
+
+    def _check(self, resp: httpx.Response) -> httpx.Response:
         status = resp.status_code
         if status in (401, 403):
             raise StoreAuthError(
@@ -402,11 +405,42 @@ class InfluxV1Store:
                 f'SELECT {aggregate}("value"),max("quality") FROM {source} {where} '
                 f"GROUP BY time({window}) fill(none)"
             )
-        resp = self.query(statement, csv=True)
         numeric = kind != "string" and not (window_ns is None and kind == "boolean")
         if numeric or (aggregate == "count" and window_ns is not None):
-            return _parse_numeric_csv(resp.content)
+            return self._query_numeric(statement)
+        resp = self.query(statement, csv=True)
         return _parse_csv_rows(resp.content, boolean=kind == "boolean")
+
+    def _query_numeric(self, statement: str) -> Series:
+        """Stream a CSV answer of ``time, value, quality`` rows into NumPy, parsing blocks
+        while InfluxDB is still sending: influxd formats on one core while we parse on the
+        other, so a 1M-point series costs about the download alone."""
+        params = {
+            "db": self.config.database,
+            "epoch": "ns",
+            "chunked": "true",
+            "chunk_size": "100000",
+        }
+        blocks = _CsvBlocks()
+        try:
+            with self._client.stream(
+                "POST",
+                "/query",
+                params=params,
+                data={"q": statement},
+                headers={"Accept": "application/csv"},
+            ) as resp:
+                if resp.status_code != 200:
+                    resp.read()
+                    self._check(resp)
+                    raise InfluxQueryError(f"InfluxDB refused {statement!r}: {_error_text(resp)}")
+                for data in resp.iter_bytes(1 << 20):
+                    blocks.feed(data)
+        except httpx.TransportError as exc:
+            raise StoreUnavailable(
+                f"InfluxDB {self.config.redacted()} unreachable: {type(exc).__name__}: {exc}"
+            ) from exc
+        return blocks.finish()
 
     def readings(self, asset: str, field: str, start_ns: int, end_ns: int) -> list[Reading]:
         """Every stored reading of one field of an asset in ``[start_ns, end_ns)``, exactly as
@@ -599,9 +633,49 @@ def _data_lines(content: bytes) -> bytes:
     return rest
 
 
-def _parse_numeric_csv(content: bytes) -> Series:
-    """``name,tags,time,value,quality`` rows into NumPy with NumPy's C CSV reader."""
-    data = _data_lines(content)
+class _CsvBlocks:
+    """Parses a streamed numeric CSV answer in blocks of whole lines (see _query_numeric)."""
+
+    BLOCK_BYTES = 4 << 20
+
+    def __init__(self) -> None:
+        self._pending: list[bytes] = []
+        self._size = 0
+        self._header: bytes | None = None
+        self._parts: list[Series] = []
+
+    def feed(self, data: bytes) -> None:
+        self._pending.append(data)
+        self._size += len(data)
+        if self._size >= self.BLOCK_BYTES:
+            buffered = b"".join(self._pending)
+            cut = buffered.rfind(b"\n") + 1
+            self._pending = [buffered[cut:]]
+            self._size = len(buffered) - cut
+            self._parse(buffered[:cut])
+
+    def finish(self) -> Series:
+        self._parse(b"".join(self._pending))
+        parts = [p for p in self._parts if len(p)]
+        if not parts:
+            return _empty_series()
+        if len(parts) == 1:
+            return parts[0]
+        return Series(*(np.concatenate(column) for column in zip(*parts, strict=True)))
+
+    def _parse(self, block: bytes) -> None:
+        if self._header is None:
+            if not block:
+                return
+            self._header, _, block = block.partition(b"\n")
+        if self._header in block:  # a chunked answer may repeat its header
+            block = b"\n".join(line for line in block.split(b"\n") if line != self._header)
+        self._parts.append(_parse_numeric_rows(block))
+
+
+def _parse_numeric_rows(data: bytes) -> Series:
+    """``name,tags,time,value,quality`` rows (no header) into NumPy with NumPy's C CSV
+    reader (``quotechar`` copes with measurement names holding commas or quotes)."""
     if not data.strip():
         return _empty_series()
     cols = np.loadtxt(

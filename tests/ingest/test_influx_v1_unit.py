@@ -187,3 +187,27 @@ def test_unexpected_status_is_a_query_error():
     s = store_with("influxdb://h:1/db", lambda r: httpx.Response(405))
     with s, pytest.raises(InfluxQueryError, match="405"):
         s.write(batch())
+
+
+def test_streamed_csv_is_parsed_across_blocks_and_repeated_headers(monkeypatch):
+    """The numeric read path parses the answer in blocks while it streams; lines cut across
+    network chunks, repeated chunk headers and quoted measurement names must not matter."""
+    from ingest import influx_v1
+
+    monkeypatch.setattr(influx_v1._CsvBlocks, "BLOCK_BYTES", 64)
+    header = b"name,tags,time,value,quality\n"
+    rows = [f'"zone 1,""x""",,{T0 + i},{i * 0.1!r},{i % 3}\n'.encode() for i in range(50)]
+    body = header + b"".join(rows[:20]) + header + b"".join(rows[20:])
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if b"SHOW+FIELD+KEYS" in request.content:
+            series = {"name": 'zone 1,"x"', "values": [["value", "float"]]}
+            return httpx.Response(200, json={"results": [{"series": [series]}]})
+        chunks = [body[i : i + 7] for i in range(0, len(body), 7)]  # cut anywhere
+        return httpx.Response(200, content=iter(chunks))
+
+    with store_with("influxdb://h:1/db", handler) as s:
+        got = s.series(KILN, 'zone 1,"x"', T0, T0 + 100)
+    assert got.time_ns.tolist() == [T0 + i for i in range(50)]
+    assert got.values.tolist() == [i * 0.1 for i in range(50)]
+    assert got.quality.tolist() == [i % 3 for i in range(50)]
