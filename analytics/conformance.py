@@ -419,6 +419,8 @@ def _check_inputs(
         raise ValueError(
             f"temps_c: expected (n_thermocouples, {t.shape[0]}) to match time_ns, got {y.shape}"
         )
+    if y.shape[0] == 0:
+        raise ValueError("temps_c: no thermocouple rows to judge")
     if not np.issubdtype(y.dtype, np.floating):
         y = y.astype(np.float64)
     if t.size > 1 and np.any(np.diff(t) < 0):

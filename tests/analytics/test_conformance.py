@@ -244,6 +244,8 @@ def test_wrong_inputs_raise_clear_errors() -> None:
         judge_firing(p, t[::-1], np.zeros((1, t.size)), start_ns=T0)
     with pytest.raises(ValueError, match="int64"):
         judge_firing(p, t.astype(float), np.zeros((1, t.size)), start_ns=T0)
+    with pytest.raises(ValueError, match="no thermocouple"):
+        judge_firing(p, t, np.zeros((0, t.size)), start_ns=T0)
     with pytest.raises(ValueError, match="band_c"):
         ConformanceSettings(band_c=0)
 
