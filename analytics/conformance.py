@@ -3,9 +3,11 @@
 Public API (the API layer and the CLI call these; see docs/analytics-firing.md)::
 
     judge_firing(programme, time_ns, temps_c, quality=None, *, start_ns, pauses=(),
-                 thermocouples=None, settings=ConformanceSettings()) -> FiringReport
+                 thermocouples=None, settings=ConformanceSettings(), workspace=None)
+                 -> FiringReport
     judge_firings(programmes, time_ns, temps_c, quality=None, *, start_ns, n_samples=None,
-                  pauses=None, thermocouples=None, settings=...) -> list[FiringReport]
+                  pauses=None, thermocouples=None, settings=..., workers=1)
+                  -> list[FiringReport]
     judge_curve(time_ns, setpoint_c, temps_c, quality=None, *, ...) -> FiringReport
     deviation_series(programme, time_ns, temps_c, quality=None, *, start_ns, pauses=(),
                      settings=...) -> (setpoint_c (N,), deviation_c (K, N))
@@ -20,9 +22,11 @@ What is measured and how (decisions in docs/analytics-firing.md):
 
 * deviation = temperature - setpoint, only where the setpoint exists (0 <= programme time <=
   end; not in a natural cool) and the sample is valid;
-* time-weighted mean / RMS / share-in-band using :func:`interval_weights` (irregular sampling is
-  fine; gaps longer than ``max_gap_s`` are never bridged); max |deviation| over valid samples;
-* excursions: runs outside ±band at least ``min_excursion_s`` long;
+* time-weighted mean / RMS / share-in-band (:class:`~analytics.firing_metrics.SampleWeights`:
+  irregular sampling is fine, unusable samples are skipped, gaps longer than ``max_gap_s`` are
+  never bridged); max |deviation| over valid samples;
+* excursions: runs outside ±band, consecutive among a thermocouple's valid samples, at least
+  ``min_excursion_s`` long, with the controller alarm class they correspond to;
 * per segment: least-squares achieved rate, soak time inside the band (holds), peak and when;
 * stalls: L&L E-1 - heating slower than ``stall_rate_c_h`` over a trailing ``stall_window_s``
   while the programme ramps (defaults 6.7 °C/h = 12 °F/h over 22.5 min, hotkilns.com);

@@ -1,4 +1,4 @@
-"""Vectorised kernels behind firing conformance: sample weights, runs, prefix-sum slopes.
+"""Vectorised kernels behind firing conformance: sample weights, runs, least-squares sums.
 
 Everything here works on one firing: ``(n_thermocouples, n_samples)`` arrays sharing one time
 axis. No Python loop touches samples; loops run over thermocouples' *events* (excursions, stalls)
