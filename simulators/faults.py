@@ -54,10 +54,15 @@ def check_rate(name: str, value: Any) -> float:
 
 
 def apply_kiln_fault(
-    model: ShuttleKiln | TunnelKiln, fault: str, p: dict[str, Any], *, on: bool
+    model: ShuttleKiln | TunnelKiln,
+    fault: str,
+    p: dict[str, Any],
+    *,
+    on: bool,
+    dry_run: bool = False,
 ) -> None:
     """Switch a kiln fault on or off in the model; :class:`FaultError` for a bad parameter
-    (raised before anything changes)."""
+    (raised before anything changes). ``dry_run`` only checks the parameters."""
     b = model.bank
 
     def zone_index(required: bool) -> slice | int:
@@ -66,27 +71,35 @@ def apply_kiln_fault(
             if required:
                 raise FaultError(f"{fault} needs zone=")
             return slice(None)
-        if not isinstance(z, int) or not 1 <= z <= b.zones:
+        if not isinstance(z, int) or isinstance(z, bool) or not 1 <= z <= b.zones:
             raise FaultError(f"{fault}: zone must be 1..{b.zones}, got {z!r}")
         return z - 1
 
     if fault in ("broken_thermocouple", "nan_reading"):
         z = zone_index(True)
         tc = p.get("tc", 1)
-        if not isinstance(tc, int) or not 1 <= tc <= b.tcs:
+        if not isinstance(tc, int) or isinstance(tc, bool) or not 1 <= tc <= b.tcs:
             raise FaultError(f"{fault}: tc must be 1..{b.tcs}, got {tc!r}")
-        (b.broken if fault == "broken_thermocouple" else b.nan_tc)[z, tc - 1] = on
+        if not dry_run:
+            (b.broken if fault == "broken_thermocouple" else b.nan_tc)[z, tc - 1] = on
     elif fault == "burner_trip":
-        b.tripped[zone_index(False)] = on
+        zi = zone_index(False)
+        if not dry_run:
+            b.tripped[zi] = on
     elif fault == "stall":
         frac = check_rate("stall: power_fraction", p.get("power_fraction", 0.4))
-        b.available[zone_index(False)] = frac if on else 1.0
+        zi = zone_index(False)
+        if not dry_run:
+            b.available[zi] = frac if on else 1.0
     elif fault == "overshoot":
         delta = p.get("delta_c", 40.0)
         if not isinstance(delta, int | float) or not -300 <= delta <= 300:
             raise FaultError(f"overshoot: delta_c must be a number in [-300, 300], got {delta!r}")
-        b.bias[zone_index(False)] = float(delta) if on else 0.0
+        zi = zone_index(False)
+        if not dry_run:
+            b.bias[zi] = float(delta) if on else 0.0
     elif fault == "push_stop":
         if not isinstance(model, TunnelKiln):
             raise FaultError("push_stop needs a tunnel kiln")
-        model.pushes_stopped = on
+        if not dry_run:
+            model.pushes_stopped = on

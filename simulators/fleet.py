@@ -211,6 +211,9 @@ class Fleet:
         self._skew_ns: dict[str, int] = {}  # clock_skew faults: asset -> wire time offset
         self._active_params: dict[tuple[str, str], dict[str, Any]] = {}
         self._started = False
+        if scheduled_faults:  # a broken schedule fails here, before any port is bound
+            for f in sc.faults:
+                self.check_fault(f.target, f.kind, f.params)
         self.counters: dict[str, int] = {
             "kiln_ticks": 0,
             "press_messages": 0,
@@ -592,8 +595,7 @@ class Fleet:
         parameter - before anything changes. ``at_ns`` stamps the start with a simulated time
         other than now (the schedule uses it so scheduled faults start exactly on time).
         """
-        if fault not in FAULT_KINDS:
-            raise FaultError(f"unknown fault {fault!r} (expected one of {', '.join(FAULT_KINDS)})")
+        self.check_fault(target, fault, params)
         if fault == "opcua_restart":
             await self.restart_opcua(self._enterprise_of(target), **params)
             return
@@ -817,21 +819,46 @@ class Fleet:
     def schedule_fault(
         self, target: str, fault: str, at_h: float, duration_h: float | None = None, **params: Any
     ) -> None:
-        """Inject ``fault`` ``at_h`` simulated hours after the start (call after ``start()``)."""
+        """Inject ``fault`` ``at_h`` simulated hours after the start (call after ``start()``).
+
+        The target and parameters are checked now (:class:`FaultError`), not when it fires.
+        """
+        self.check_fault(target, fault, params)
+        task = self._scheduled(target, fault, at_h, duration_h, params)
+        self._tasks.append(asyncio.create_task(task, name=f"fault {fault} {target}"))
+
+    def check_fault(self, target: str, fault: str, params: dict[str, Any]) -> None:
+        """Raise :class:`FaultError` if ``fault`` with ``params`` cannot apply to ``target``."""
         if fault not in FAULT_KINDS:
             raise FaultError(f"unknown fault {fault!r} (expected one of {', '.join(FAULT_KINDS)})")
         if fault in SITE_FAULTS:
             self._enterprise_of(target)
+            down = params.get("down_wall_s", 0.0)
+            if not isinstance(down, int | float) or not 0 <= down <= 3600:
+                raise FaultError(f"{fault}: down_wall_s must be in [0, 3600], got {down!r}")
         elif fault in ASSET_FAULTS:
             if target not in self.kilns and target not in self.presses:
                 raise FaultError(f"{fault} needs a kiln or press asset, got {target!r}")
-        elif target not in (self.kilns if fault in KILN_FAULTS else self.presses):
-            kind = "kiln" if fault in KILN_FAULTS else "press"
-            raise FaultError(
-                f"{fault} needs a {kind} asset (enterprise/site/line/asset), got {target!r}"
-            )
-        task = self._scheduled(target, fault, at_h, duration_h, params)
-        self._tasks.append(asyncio.create_task(task, name=f"fault {fault} {target}"))
+            skew_ns(params)
+        elif fault in KILN_FAULTS:
+            model = self.kilns.get(target)
+            if model is None:
+                raise FaultError(f"{fault} needs a kiln asset, got {target!r}")
+            apply_kiln_fault(model, fault, params, on=True, dry_run=True)
+        else:
+            spec = self.press_specs.get(target)
+            if spec is None:
+                raise FaultError(f"{fault} needs a press asset, got {target!r}")
+            if fault == "reject_burst":
+                check_rate("reject_burst: reject_rate", params.get("reject_rate", 0.5))
+            if fault == "garbage":
+                allowed = JSON_GARBAGE if spec.style == "json" else SPARKPLUG_GARBAGE
+                for k in params.get("kinds") or allowed:
+                    if k not in allowed:
+                        raise FaultError(
+                            f"garbage kind {k!r} not valid for a {spec.style} press"
+                            f" (expected {allowed})"
+                        )
 
     async def _scheduled(
         self, target: str, fault: str, at_h: float, duration_h: float | None, params: dict[str, Any]

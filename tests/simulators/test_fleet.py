@@ -156,3 +156,23 @@ def test_truth_writer_marks_nan_and_ignores_a_torn_last_line(tmp_path: Path) -> 
         {"t_ns": 1, "kind": "sample", "field": "x", "value": None, "nan": True}
     ]
     assert TruthWriter(None).path("e/s/l/a") is None
+
+
+def test_a_scenario_with_an_impossible_fault_fails_before_anything_starts() -> None:
+    data = {
+        "name": "bad-fault",
+        "enterprise": [
+            {"id": "xinghai", "kiln": [{"id": "kiln-1", "kind": "shuttle", "zones": 2}]}
+        ],
+        "fault": [
+            {
+                "target": "xinghai/plant-1/firing-shop/kiln-1",
+                "kind": "broken_thermocouple",
+                "at_h": 1.0,
+                "zone": 9,
+            }
+        ],
+    }
+    with pytest.raises(FaultError, match=r"broken_thermocouple: zone must be 1\.\.2, got 9"):
+        Fleet(parse_scenario(data, "bad"), opcua_base_port=0)
+    Fleet(parse_scenario(data, "bad"), scheduled_faults=False)  # the schedule can be switched off
