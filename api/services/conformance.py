@@ -129,10 +129,24 @@ def firing_report(
         quality,
         start_ns=firing.start_ns,
         thermocouples=kiln.thermocouple_fields(),
-        settings=ConformanceSettings(band_c=tolerance_c),
+        settings=judging_settings(time_ns, tolerance_c),
     )
     _fill(report, result.to_dict(), tolerance_c)
     return report
+
+
+# A gap is "missing data" relative to how often the kiln is sampled: never bridge more than
+# MIN_GAP_S (the analytics default) on a finely sampled kiln, but a source sampled every 5 min
+# (a slow OPC UA publishing interval, the demo's fast clock) must not make every gap "missing".
+MIN_GAP_S = 300.0
+GAP_SAMPLES = 3.0
+
+
+def judging_settings(time_ns: np.ndarray, tolerance_c: float) -> ConformanceSettings:
+    """Judging rules for these samples: the ±band, and a gap limit of three typical sampling
+    intervals, at least :data:`MIN_GAP_S`."""
+    step_s = float(np.median(np.diff(time_ns))) / 1e9 if time_ns.size > 2 else 0.0
+    return ConformanceSettings(band_c=tolerance_c, max_gap_s=max(MIN_GAP_S, GAP_SAMPLES * step_s))
 
 
 def _energy(store: Store, kiln: Kiln, start: int, end: int) -> float | None:
@@ -193,7 +207,6 @@ def tunnel_report(
         start = end - TUNNEL_REPORT_NS
         report.problems.append("tunnel kiln campaign: the report covers the last 24 h")
     report.energy_kwh = _energy(store, kiln, start, end)
-    settings = ConformanceSettings(band_c=tolerance_c)
     zone_dicts = []
     for z in range(1, kiln.zones + 1):
         fields_ = [
@@ -215,6 +228,7 @@ def tunnel_report(
         # The zone setpoint holds until it changes (step interpolation, no look-ahead).
         pos = np.searchsorted(sp.time_ns, t, side="right") - 1
         setpoint = np.where(pos >= 0, sp.values.astype(np.float64)[np.maximum(pos, 0)], np.nan)
+        settings = judging_settings(t, tolerance_c)
         r = judge_curve(
             t, setpoint, temps, quality, name=f"zone {z}", thermocouples=fields_, settings=settings
         )

@@ -148,3 +148,10 @@ def test_change_only_sources(client, tokens, store, plant):
         ("A-2", "p-two", t0 + 20 * 3600 * S, None),
         ("A-1", "p-one", t0, t0 + 12 * 3600 * S),
     ]
+
+
+def test_coarsely_sampled_firing_is_still_judged(client, tokens, store, plant):
+    """A kiln sampled every 5 min (slow OPC UA publishing) is judged, not "insufficient data"."""
+    write_firing(store, plant.asset(KILN), "F-SLOW", NOW_NS - 20 * 3600 * S, sample_s=300)
+    rep = client.get(URL + "/F-SLOW", headers=bearer(tokens.engineer)).json()
+    assert rep["summary"]["verdict"] == "conforming" and rep["summary"]["coverage"] > 0.9
