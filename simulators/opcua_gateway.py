@@ -372,6 +372,7 @@ class KilnGateway:
         await server.init()
         server.set_endpoint(self.endpoint)
         server.set_server_name(f"kilnworks simulated kilns - {self.enterprise}")
+        server.product_uri = "urn:kilnworks-sim"
         await server.set_application_uri(self.application_uri)
         server.set_security_policy([_POLICY[m] for m in self.security])
         if users:
@@ -381,6 +382,15 @@ class KilnGateway:
             await server.load_certificate(str(cert))
             await server.load_private_key(str(key))
         server.iserver.history_manager.set_storage(self.history)
+        # what a client's "About" shows: this is a simulator, not a real kiln controller
+        await server.set_build_info(
+            "urn:kilnworks-sim",
+            "kilnworks simulators",
+            "simulated kiln gateway",
+            "1.0",
+            "sim",
+            datetime(2026, 1, 1, tzinfo=UTC),
+        )
         idx = await server.register_namespace(NAMESPACE)
         self.ns_index = idx
         objects = server.nodes.objects

@@ -101,6 +101,8 @@ async def test_address_space_has_kilns_zones_and_analog_items(fleet: Fleet) -> N
         assert eu.UnitId == CELSIUS_UNIT_ID and eu.DisplayName.Text == "°C"
         rng = await (await tc.get_child("0:EURange")).read_value()
         assert (rng.Low, rng.High) == (0.0, 1450.0)
+        build = await c.get_node(ua.NodeId(ua.ObjectIds.Server_ServerStatus_BuildInfo)).read_value()
+        assert build.ManufacturerName == "kilnworks simulators"
         hist = await tc.read_attribute(ua.AttributeIds.Historizing)
         assert hist.Value.Value is True
         gas = await kiln.get_child(f"{idx}:GasFlow")
