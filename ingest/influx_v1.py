@@ -327,6 +327,14 @@ class InfluxV1Store:
             written, rejected = self._write_range(lines, lo, hi)
             result.written += written
             result.rejected.extend(rejected)
+        if result.rejected:
+            log.warning(
+                "%s: %d of %d readings rejected; first: %s",
+                self.config.redacted(),
+                len(result.rejected),
+                len(batch),
+                result.rejected[0].reason,
+            )
         return result
 
     def _post_write(self, body: bytes) -> httpx.Response:
