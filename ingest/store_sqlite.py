@@ -60,6 +60,11 @@ CREATE TABLE IF NOT EXISTS point (
 """
 
 BUSY_TIMEOUT_S = 10.0
+# Aggregates SQLite computes itself; TOTAL (not SUM) is always a float and cannot overflow.
+_SQL_AGGREGATES = {
+    "mean": "AVG(value)", "min": "MIN(value)", "max": "MAX(value)", "sum": "TOTAL(value)",
+    "count": "COUNT(value)",
+}  # fmt: skip
 _NUMERIC_ROW = np.dtype([("time_ns", np.int64), ("value", np.float64), ("quality", np.uint8)])
 
 
@@ -231,12 +236,52 @@ class SQLiteStore:
         window_ns: int | None = None,
         aggregate: str = "mean",
     ) -> Series:
-        """See :meth:`ingest.contracts.Store.series`. Downsampling is done in NumPy
-        (``ingest.downsample``): exact for first/last and the worst quality per window."""
-        raw = self._raw_series(asset, field, int(start_ns), int(end_ns))
+        """See :meth:`ingest.contracts.Store.series`. mean/min/max/sum/count of a numeric
+        series are aggregated in SQL (a dashboard asking for a fortnight in 1-minute windows
+        must not pull a million raw rows into Python); first/last, and text series, are
+        downsampled in NumPy (``ingest.downsample``). Windows and quality are the same
+        either way: epoch-aligned, worst quality per window."""
+        start_ns, end_ns = int(start_ns), int(end_ns)
+        if window_ns is not None and aggregate in _SQL_AGGREGATES:
+            if int(window_ns) != window_ns or window_ns <= 0:
+                raise ValueError(
+                    f"window_ns {window_ns!r}: expected a positive integer of nanoseconds"
+                )
+            sid = self._series_id(asset, field) if start_ns < end_ns else None
+            if sid is None:
+                return Series(np.empty(0, np.int64), np.empty(0, np.float64), np.empty(0, np.uint8))
+            if sid not in self._text_series:
+                got = self._sql_downsample(sid, start_ns, end_ns, int(window_ns), aggregate)
+                if got is not None:
+                    return got
+        raw = self._raw_series(asset, field, start_ns, end_ns)
         if window_ns is None:
             return raw
         return downsample(raw, window_ns, aggregate)
+
+    def _sql_downsample(
+        self, sid: int, start_ns: int, end_ns: int, window_ns: int, aggregate: str
+    ) -> Series | None:
+        """Aggregate in SQLite; None if the series turns out to hold text."""
+        # ((t % w) + w) % w: SQLite's % keeps the dividend's sign; windows floor, like InfluxQL.
+        sql = (
+            f"SELECT time_ns - ((time_ns % :w) + :w) % :w AS win, {_SQL_AGGREGATES[aggregate]}, "
+            "MAX(quality), MAX(typeof(value) = 'text') FROM point "
+            "WHERE series_id = :sid AND time_ns >= :start AND time_ns < :end "
+            "GROUP BY win ORDER BY win"
+        )
+        params = {"w": window_ns, "sid": sid, "start": start_ns, "end": end_ns}
+        with self._reader() as db:
+            rows = db.execute(sql, params).fetchall()
+        if any(r[3] for r in rows):
+            self._text_series.add(sid)  # written by another process since we looked
+            return None
+        n = len(rows)
+        return Series(
+            np.fromiter((r[0] for r in rows), dtype=np.int64, count=n),
+            np.fromiter((r[1] for r in rows), dtype=np.float64, count=n),
+            np.fromiter((r[2] for r in rows), dtype=np.uint8, count=n),
+        )
 
     def _raw_series(self, asset: str, field: str, start_ns: int, end_ns: int) -> Series:
         sid = self._series_id(asset, field) if start_ns < end_ns else None

@@ -186,3 +186,26 @@ def test_a_file_locked_by_another_process_is_unavailable_not_an_error(
         other.close()
     assert store.write(floats(3)).written == 3
     store.close()
+
+
+@pytest.mark.parametrize("aggregate", ["mean", "min", "max", "sum", "count"])
+def test_sql_aggregation_agrees_with_the_numpy_reference(aggregate: str) -> None:
+    from ingest.downsample import downsample
+
+    rng = np.random.default_rng(7)
+    n = 2000
+    times = np.sort(rng.choice(np.arange(-50_000, 50_000), size=n, replace=False))
+    store = SQLiteStore()
+    store.write(
+        ReadingBatch.from_floats(
+            KILN, FIELD, rng.normal(900, 300, n), times, quality=rng.integers(0, 3, n),
+            received_time_ns=0,
+        )
+    )  # fmt: skip
+    store.write(ReadingBatch.from_readings([Reading(KILN, FIELD, 7, Quality.GOOD, 60_001, 0)]))
+    got = store.series(KILN, FIELD, -40_000, 70_000, window_ns=1_000, aggregate=aggregate)
+    want = downsample(store.series(KILN, FIELD, -40_000, 70_000), 1_000, aggregate)
+    assert got.time_ns.tolist() == want.time_ns.tolist()
+    np.testing.assert_allclose(got.values, want.values, rtol=1e-12)
+    assert got.quality.tolist() == want.quality.tolist()
+    assert got.values.dtype == np.float64
