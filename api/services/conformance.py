@@ -131,14 +131,33 @@ def firing_report(
         thermocouples=kiln.thermocouple_fields(),
         settings=judging_settings(time_ns, tolerance_c),
     )
-    _fill(report, result.to_dict(), tolerance_c)
+    d = result.to_dict()
+    if firing.end_ns is None:
+        _in_progress(d, now_ns, firing.start_ns, programme.duration_s)
+    _fill(report, d, tolerance_c)
     return report
+
+
+def _in_progress(d: dict[str, Any], now_ns: int, start_ns: int, duration_s: float) -> None:
+    """A running firing's coverage is measured against the whole programme, most of which has
+    not happened yet: add the coverage of the time so far, and say "in progress" instead of
+    "insufficient data" when what has happened is well covered."""
+    programme_ns = duration_s * 1e9
+    elapsed = min(now_ns - start_ns, programme_ns)
+    if d.get("coverage") is None or elapsed <= 0:
+        return
+    so_far = min(1.0, d["coverage"] * programme_ns / elapsed)
+    d["coverage_so_far"] = so_far
+    d["in_progress"] = True
+    if d.get("verdict") == "insufficient data" and so_far >= DEFAULT_MIN_COVERAGE:
+        d["verdict"] = "in progress"
 
 
 # A gap is "missing data" relative to how often the kiln is sampled: never bridge more than
 # MIN_GAP_S (the analytics default) on a finely sampled kiln, but a source sampled every 5 min
 # (a slow OPC UA publishing interval, the demo's fast clock) must not make every gap "missing".
 MIN_GAP_S = 300.0
+DEFAULT_MIN_COVERAGE = ConformanceSettings().min_coverage
 GAP_SAMPLES = 3.0
 
 
