@@ -13,7 +13,7 @@ export async function render(el, p) {
       <span class="pill ${verdictClass}" id="verdict">${s.verdict ?? "not judged"}</span></h1>
     <div class="kpis">
       ${raw([["Score (in band)", pct(r.score)], ["Max |dev| °C", num(s.max_abs_deviation_c)],
-        ["RMS dev °C", num(s.rms_deviation_c)], ["Coverage", pct(s.coverage)],
+        ["RMS dev °C", num(s.rms_deviation_c)], [s.in_progress ? "Coverage so far" : "Coverage", pct(s.coverage_so_far ?? s.coverage)],
         ["Uniformity class", s.uniformity_class > 0 ? s.uniformity_class : "–"],
         ["Cone", s.cone_max == null ? "–" : num(s.cone_max)],
         ["Start", fmtTime(r.firing.start_ns)], ["End", fmtTime(r.firing.end_ns)]]
