@@ -21,6 +21,14 @@ Topics are ``spBv1.0/<group>/<type>/<edge_node>[/<device>]``. What the host keep
   death and ``true`` again at the next birth. We chose a marker over re-writing every metric's
   last value with Bad quality: copies would invent points (a repeated ``cycle_result`` would
   count a cycle twice in OEE), while one marker per asset is exact and easy to query.
+* **Stragglers of the previous session**: after a broker restart the node's MQTT client may
+  re-send DDATA it published before it reconnected *after* its new NBIRTH. Such a message is
+  stamped before the new NBIRTH and was encoded with the old aliases, so it is decoded with the
+  previous session's vocabulary (kept per device) and does not count against the new seq.
+* **Stragglers after a death**: the broker publishes the node's Will (NDEATH) when the
+  connection drops, and the node's client may re-send what it still held on reconnect, before
+  its new NBIRTH. A DATA whose seq continues the dead session's is decoded with that session's
+  aliases (``after_death_messages``); anything else before a birth is ``data_before_birth``.
 * MQTT re-deliveries (``dup`` flag, after a reconnect) whose seq is just behind the last one are
   duplicates, not gaps: their readings are the same points again (idempotent downstream) and the
   seq state is left alone.
@@ -260,6 +268,8 @@ class _Device:
     metrics_by_alias: dict[int, _Metric] = field(default_factory=dict)
     metrics_by_name: dict[str, _Metric] = field(default_factory=dict)
     online: bool = True
+    # The vocabulary of the previous node session, for its stragglers (see _ddata).
+    previous: _Device | None = None
 
 
 @dataclass(slots=True)
@@ -267,6 +277,7 @@ class _Node:
     bd_seq: int | None = None
     seq: int | None = None
     born: bool = False
+    birth_ms: int | None = None  # NBIRTH payload timestamp of the current session
     node: _Device | None = None
     devices: dict[str, _Device] = field(default_factory=dict)
     last_rebirth_request_ns: int | None = None
@@ -360,6 +371,8 @@ class SparkplugHost:
             "rebirths_requested": self.counters["rebirths_requested"],
             "duplicates": self.counters["duplicates"],
             "ignored_messages": self.counters["ignored"],
+            "previous_session_messages": self.counters["previous_session"],
+            "after_death_messages": self.counters["after_death"],
         }
 
     # Message kinds ------------------------------------------------------------------------
@@ -379,8 +392,13 @@ class SparkplugHost:
         # have changed), so until their DBIRTH they hold no vocabulary and count as stale. No
         # marker is written here: in a rebirth the DBIRTH follows at once, and a false/true
         # pair per rebirth would only be noise.
+        node.birth_ms = payload.timestamp if payload.HasField("timestamp") else None
         for device in node.devices.values():
             device.online = False
+            if device.metrics_by_name:
+                device.previous = _Device(
+                    device.asset, dict(device.metrics_by_alias), dict(device.metrics_by_name)
+                )
             device.metrics_by_alias.clear()
             device.metrics_by_name.clear()
         asset = self._asset(out, group, node_id, None, report=False)
@@ -395,6 +413,8 @@ class SparkplugHost:
         if self._seq_is_duplicate(out, group, node_id, node, payload, dup):
             return  # the same birth again: the device state it defines is already ours
         device = _Device(self._asset(out, group, node_id, dev_id))
+        old = node.devices.get(dev_id)
+        device.previous = old.previous if old is not None else None
         node.devices[dev_id] = device
         self._define(out, device, payload, group, node_id, dev_id)
         self._values(out, device, payload, received_ns, birth=True)
@@ -411,7 +431,30 @@ class SparkplugHost:
         self._values(out, node.node, payload, received_ns, node=(group, node_id))
 
     def _ddata(self, out, group, node_id, node, dev_id, payload, received_ns, dup) -> None:
+        if not node.born:
+            known = node.devices.get(dev_id)
+            seq = payload.seq if payload.HasField("seq") else None
+            continues = node.seq is not None and seq == (node.seq + 1) % 256
+            if known is not None and known.metrics_by_name and (dup or continues):
+                # A message of the session that has just died, arriving after its NDEATH: the
+                # broker publishes the Will when the connection drops, while the node's client
+                # still holds messages it re-sends on reconnect (before its new NBIRTH). Its seq
+                # continues the dead session's (or the broker re-sent one we had): decode it
+                # with that session's aliases instead of dead-lettering real data.
+                self.counters["after_death"] += 1
+                if continues:
+                    node.seq = seq
+                self._values(out, known, payload, received_ns)
+                return
         device = node.devices.get(dev_id) if node.born else None
+        if device is not None and self._straggler(node, device, payload):
+            # Stamped before the current NBIRTH: a message of the previous session that the
+            # node's client re-sent after reconnecting (seen when the broker restarts). It was
+            # encoded with the previous births' aliases and is outside the new seq sequence.
+            self.counters["previous_session"] += 1
+            assert device.previous is not None
+            self._values(out, device.previous, payload, received_ns)
+            return
         if device is None or not device.metrics_by_name:
             self._not_born(out, group, node_id, f"DDATA of {dev_id}")
             return
@@ -441,7 +484,7 @@ class SparkplugHost:
             self.counters["ndeath_ignored"] += 1
             return
         node.born = False
-        node.seq = None
+        # node.seq is kept: the dead session's stragglers may still arrive (see _ddata).
         time_ns = self._payload_time(payload, received_ns)
         for device in node.devices.values():
             if device.online and device.asset:
@@ -451,6 +494,19 @@ class SparkplugHost:
             self._mark(out, node.node.asset, False, time_ns)
 
     # Helpers ------------------------------------------------------------------------------
+
+    @staticmethod
+    def _straggler(node: _Node, device: _Device, payload: Any) -> bool:
+        """Stamped before the current NBIRTH *and* outside its seq sequence. Both: a node's
+        clock may stamp a current-session message a little before its NBIRTH (event time
+        vs. publish time), and the seq then says it belongs to the new session."""
+        if device.previous is None or node.birth_ms is None or not payload.HasField("timestamp"):
+            return False
+        if payload.timestamp >= node.birth_ms:
+            return False
+        if payload.HasField("seq") and node.seq is not None:
+            return payload.seq != (node.seq + 1) % 256
+        return True
 
     def _seq_is_duplicate(self, out, group, node_id, node, payload, dup) -> bool:
         """Advance the node's seq; request a rebirth on a gap. True for an MQTT re-delivery."""

@@ -299,9 +299,47 @@ def test_ndeath_with_matching_bdseq_marks_stale_and_an_old_will_does_not(config)
         (ASSET, "sparkplug_online", False, 5000 * 1_000_000)
     ]
     assert host.status()["devices_stale"] == [ASSET]
-    # data after the death, before a new birth: cannot be trusted to the old aliases
+    # data after the death, before a new birth, not continuing the dead session's seq
+    node.seq += 7
     late = host.handle(*node.ddata({5: (DataType.UINT64, 1)}), 1)
     assert [r[0] for r in late.rejects] == ["data_before_birth"]
+
+
+def test_stragglers_of_the_previous_session_decode_with_its_aliases(config) -> None:
+    host = SparkplugHost(config, FakeClock())
+    node = Node(bd_seq=1)
+    host.handle(*node.nbirth(ts=1000), 1)
+    host.handle(*node.dbirth(ts=1000), 1)
+    host.handle(*node.ddata({5: (DataType.UINT64, 1)}, ts=2000), 1)
+    straggler = node.ddata({5: (DataType.UINT64, 2)}, ts=3000)  # published, then broker restart
+    node.bd_seq = 2
+    host.handle(*node.nbirth(ts=5000), 1)  # reconnected: new session, new aliases
+    late = host.handle(*straggler, 1)  # the node's client re-sends it after the NBIRTH
+    assert (late.rejects, late.commands) == ([], [])
+    assert [(r.field, r.value) for r in late.readings] == [("count_total", 2)]
+    host.handle(*node.dbirth(ts=5000, base=101), 1)
+    new = host.handle(*node.ddata({105: (DataType.UINT64, 3)}, ts=6000), 1)
+    assert [(r.field, r.value) for r in new.readings] == [("count_total", 3)]
+    assert (new.rejects, new.commands) == ([], [])
+    # a message stamped after the new NBIRTH, before the DBIRTH, is not a straggler
+    host.handle(*node.nbirth(ts=7000), 1)
+    early = host.handle(*node.ddata({105: (DataType.UINT64, 4)}, ts=7001), 1)
+    assert [r[0] for r in early.rejects] == ["data_before_birth"]
+    assert host.status()["previous_session_messages"] == 1
+
+
+def test_data_continuing_a_dead_sessions_seq_is_kept(config) -> None:
+    host = SparkplugHost(config, FakeClock())
+    node = Node(bd_seq=3)
+    host.handle(*node.nbirth(), 1)
+    host.handle(*node.dbirth(), 1)
+    host.handle(*node.ddata({5: (DataType.UINT64, 1)}), 1)
+    host.handle(*node.ndeath(), 1)  # the Will, published when the broker lost the node
+    late = host.handle(*node.ddata({5: (DataType.UINT64, 2)}), 1)  # re-sent by the node
+    assert ([r.value for r in late.readings], late.rejects) == ([2], [])
+    node.seq += 5  # not the dead session's next message: cannot be trusted
+    stray = host.handle(*node.ddata({5: (DataType.UINT64, 9)}), 1)
+    assert [r[0] for r in stray.rejects] == ["data_before_birth"] and stray.readings == []
 
 
 def test_ddeath_marks_one_device_stale(config) -> None:
