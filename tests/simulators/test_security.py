@@ -173,3 +173,18 @@ async def test_mqtt_tls_with_username_and_password(tmp_path: Path) -> None:
             await bad.stop()
     finally:
         broker.close()
+
+
+async def test_a_port_in_use_fails_start_cleanly(standard_space) -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        fleet = Fleet(
+            kiln_scenario(), opcua_base_port=port, security=("none",), standard_space=standard_space
+        )
+        with pytest.raises(OSError):
+            await fleet.start()
+        assert not fleet._tasks and fleet.gateways["xinghai"].server is None
