@@ -7,7 +7,7 @@ safe: a reading with the same asset, field and time overwrites itself.
 
 Exit status: 0 every row imported; 1 some rows refused (the others imported); 2 the command
 could not start (bad arguments, unreadable file or header, bad store URL); 3 the store stayed
-unreachable (rows before the reported line were imported; re-run to finish).
+unreachable or failed (rows before the reported line were imported; re-run to finish).
 """
 
 from __future__ import annotations
@@ -196,6 +196,13 @@ def main(argv: Sequence[str] | None = None, *, stdin: BinaryIO | None = None) ->
             return EXIT_USAGE
         except StoreUnavailable as exc:
             print(f"kilnworks import: {redact(args.store)} unreachable: {exc}", file=err)
+            return EXIT_UNAVAILABLE
+        except Exception as exc:  # a store failing in an unexpected way: say so, no traceback
+            print(
+                f"kilnworks import: {redact(args.store)} failed: {type(exc).__name__}: {exc}; "
+                "rows written before it are kept, re-running is harmless",
+                file=err,
+            )
             return EXIT_UNAVAILABLE
         finally:
             text.detach()  # the ExitStack closes the file itself
