@@ -198,7 +198,7 @@ class Forwarder:
                     self._dispatch(pool)
                     if self._pending:
                         self._complete_oldest()
-                except Exception:
+                except Exception:  # the thread must outlive any one failure
                     log.exception("%s: unexpected error; retrying", self.name)
                     self._abandon_pending()
                     self._sleep(self.initial_backoff_s)
@@ -223,7 +223,7 @@ class Forwarder:
             if pool is None:
                 try:
                     future.set_result(self.store.write(batch))
-                except Exception as exc:
+                except Exception as exc:  # settled in _complete_oldest
                     future.set_exception(exc)
             else:
                 future = pool.submit(self.store.write, batch)
@@ -233,7 +233,7 @@ class Forwarder:
         upto, batch, future = self._pending[0]
         try:
             result = future.result()
-        except Exception as exc:
+        except Exception as exc:  # every failure keeps the readings (see module doc)
             # Later writes may have succeeded; they are re-sent after the retry (harmless:
             # writes are idempotent) because acks must stay in order.
             self._abandon_pending()
@@ -259,7 +259,7 @@ class Forwarder:
             return 0
         try:
             result = self.store.write(batch)
-        except Exception as exc:
+        except Exception as exc:  # every failure keeps the readings (see module doc)
             self._write_failed(exc, upto, batch)
             return 0
         return self._delivered(upto, batch, result)
