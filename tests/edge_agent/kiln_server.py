@@ -168,31 +168,44 @@ class KilnServer:
                         Description=ua.LocalizedText("degree Celsius"),
                     ),
                 )
-                await server.historize_node_data_change(var, period=None, count=0)
+                await self._historize(var)
                 self.nodes[f"zone{z}_tc{t}_temperature_c"] = var.nodeid
             sp = await zone.add_variable(
                 ua.NodeId(f"{prefix}.zone{z}.setpoint", idx),
                 ua.QualifiedName("Setpoint", idx),
                 ua.Variant(20.0, ua.VariantType.Double),
             )
-            await server.historize_node_data_change(sp, period=None, count=0)
+            await self._historize(sp)
             self.nodes[f"zone{z}_setpoint_c"] = sp.nodeid
         state = await kiln.add_variable(
             ua.NodeId(f"{prefix}.state", idx),
             ua.QualifiedName("State", idx),
             ua.Variant("idle", ua.VariantType.String),
         )
-        await server.historize_node_data_change(state, period=None, count=0)
+        await self._historize(state)
         self.nodes["state"] = state.nodeid
         push = await kiln.add_variable(
             ua.NodeId(f"{prefix}.car_push_count", idx),
             ua.QualifiedName("CarPushCount", idx),
             ua.Variant(0, ua.VariantType.UInt32),
         )
-        await server.historize_node_data_change(push, period=None, count=0)
+        await self._historize(push)
         self.nodes["car_push_count"] = push.nodeid
         await server.start()
         self.server = server
+
+    async def _historize(self, var) -> None:
+        """Mark a variable Historizing with HistoryRead access; :meth:`publish` appends each
+        written value to the history itself. (asyncua's own historizing samples through a
+        subscription with queue size 1, so two writes inside one 10 ms publishing window keep
+        only the second: a test historian must not lose what it is meant to prove.)"""
+        assert self.history is not None
+        await self.history.new_historized_node(var.nodeid, None)
+        await var.write_attribute(ua.AttributeIds.Historizing, ua.DataValue(ua.Variant(True)))
+        level = ua.AccessLevel.CurrentRead.mask | ua.AccessLevel.HistoryRead.mask
+        await var.write_attribute(
+            ua.AttributeIds.AccessLevel, ua.DataValue(ua.Variant(level, ua.VariantType.Byte))
+        )
 
     async def stop(self) -> None:
         if self.server is not None:
@@ -203,6 +216,24 @@ class KilnServer:
     async def restart(self) -> None:
         await self.stop()
         await self.start()
+
+    async def stop_network(self) -> None:
+        """Close the port and drop every session and subscription, keeping the address space
+        and history (a gateway service restart; rebuilding asyncua's standard address space
+        costs ~2 s of CPU, which a shared test machine can do without)."""
+        assert self.server is not None
+        await self.server.bserver.stop()
+
+    async def start_network(self) -> None:
+        from asyncua.server.binary_server_asyncio import BinaryServer
+
+        server = self.server
+        assert server is not None
+        host, port = server._get_bind_socket_info()
+        bserver = BinaryServer(server.iserver, host, port, server.limits)
+        bserver.set_policies(server._policies)
+        await bserver.start()
+        server.bserver = bserver
 
     async def publish(
         self,
@@ -229,6 +260,8 @@ class KilnServer:
             variant, StatusCode=ua.StatusCode(status), SourceTimestamp=dt, ServerTimestamp=dt
         )
         await self.server.write_attribute_value(nid, dv)
+        assert self.history is not None
+        await self.history.save_node_value(nid, dv)
         if record:
             quality = (
                 "good" if (status >> 30) == 0 else ("uncertain" if status >> 30 == 1 else "bad")
