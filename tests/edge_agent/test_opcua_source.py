@@ -94,8 +94,8 @@ async def publish_series(
                 await server.publish(f, 600.0 + i, t)
         if i % 10 == 0:
             await server.publish("state", "heating" if i % 20 == 0 else "soaking", t)
-            # +1: never equal to the value a (re)started server begins with (asyncua's
-            # server historizes value *changes* only
+            # +1: never equal to the value the server starts with (a real server historizes
+            # value *changes* only, so the first sample must be a change)
             await server.publish("car_push_count", i // 10 + 1, t)
 
 
