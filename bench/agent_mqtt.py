@@ -5,8 +5,8 @@ every consumer, queues the same ``--messages`` press-cycle messages (QoS 1, 6 re
 in a persistent session *before* the consumer connects, so every consumer drains an identical
 backlog and the publisher's speed does not enter the figure. Consumers, in the same run:
 
-* ``raw_paho``: the baseline - a bare paho-mqtt subscriber (v2 API, QoS 1, automatic PUBACK)
-  that only counts messages;
+* ``raw_paho``: the baseline - a bare paho-mqtt subscriber (v2 API, MQTT 5, QoS 1, automatic
+  PUBACK, the same Receive Maximum as the agent) that only counts messages;
 * ``agent_spool``: ``MqttJsonSource`` (JSON mapping, manual acks after durability) into the
   agent's real Output (``edge_agent.runtime.AgentOutput``: guard + ``ingest.spool.Spool``, SQLite
   WAL with synchronous=FULL, one fsync per group of messages);
@@ -48,6 +48,7 @@ from ingest.spool import Spool  # noqa: E402
 from tests.servers import Mosquitto, wait_until  # noqa: E402
 
 TOPIC = "shangbu/xinghai/plant-1/forming-shop/press-1/cycle"
+RECEIVE_MAXIMUM = 1000  # = the source's default max_inflight
 
 
 CONFIG = """
@@ -139,6 +140,9 @@ def run_raw(broker: Mosquitto, client_id: str, n: int) -> float:
     client.on_message = on_message
     props = Properties(PacketTypes.CONNECT)
     props.SessionExpiryInterval = 3600
+    # The same Receive Maximum as the agent's max_inflight: with paho's default (65535) the
+    # broker floods the client and the bare subscriber gets *slower*, which would flatter us.
+    props.ReceiveMaximum = RECEIVE_MAXIMUM
     start = time.perf_counter()
     client.connect("127.0.0.1", broker.port, clean_start=False, properties=props)
     client.loop_start()

@@ -27,7 +27,7 @@ import json
 import math
 import string
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -86,6 +86,13 @@ class FieldMapping:
     offset: float = 0.0
     min: float | None = None
     max: float | None = None
+
+    # No scaling and no limits: a value of the right JSON type is stored as it is (fast path).
+    plain: bool = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        plain = self.scale == 1.0 and self.offset == 0.0 and self.min is None and self.max is None
+        object.__setattr__(self, "plain", plain)
 
 
 @dataclass(frozen=True, slots=True)
@@ -453,9 +460,10 @@ class JsonConverter:
         output: Output,
     ) -> list[Reading]:
         where = message.topic
-        reject: Callable[[str, str], None] = lambda reason, detail: output.reject(  # noqa: E731
-            self.name, reason, f"{where}: {detail}", message.payload
-        )
+
+        def reject(reason: str, detail: str) -> None:
+            output.reject(self.name, reason, f"{where}: {detail}", message.payload)
+
         if not isinstance(record, dict):
             reject("not_an_object", f"expected a JSON object, got {_short(record)}")
             return []
@@ -481,7 +489,13 @@ class JsonConverter:
         readings = []
         received = message.received_ns
         for spec in mapping.fields:
-            raw = _lookup(record, spec.path)
+            path = spec.path
+            if len(path) == 1:  # the common flat payload: one dict lookup
+                raw = (
+                    record.get(path[0], _ABSENT) if type(path[0]) is str else _lookup(record, path)
+                )
+            else:
+                raw = _lookup(record, path)
             if raw is _ABSENT:
                 if not spec.optional:
                     reject(
@@ -491,11 +505,25 @@ class JsonConverter:
                 continue
             if raw is None:
                 continue  # JSON null = no value now (e.g. reject_reason of a good cycle)
-            try:
-                value = _value(raw, spec)
-            except _Bad as bad:
-                reject(bad.reason, f"{spec.field}: {bad}")
-                continue
+            kind = spec.type
+            raw_type = type(raw)
+            # Fast paths for the usual case (the right JSON type, no scaling, no limits);
+            # everything else goes through the full checks in _value.
+            if spec.plain and (
+                (raw_type is str and kind == "str")
+                or (raw_type is int and kind == "int" and INT64_MIN <= raw <= INT64_MAX)
+            ):
+                value = raw
+            elif (
+                spec.plain and raw_type is float and kind in ("float", "auto") and raw - raw == 0.0
+            ):
+                value = raw  # raw - raw is 0.0 only for finite floats
+            else:
+                try:
+                    value = _value(raw, spec)
+                except _Bad as bad:
+                    reject(bad.reason, f"{spec.field}: {bad}")
+                    continue
             readings.append(
                 Reading(asset, spec.field, value, quality, time_ns, received, spec.unit)
             )
