@@ -213,11 +213,36 @@ def _from_manifest(args: argparse.Namespace) -> int:
 
 def _dead_letters(args: argparse.Namespace) -> int:
     config = load_agent_config(args.config)
-    from ingest.spool import Spool
+    from ingest.spool import Spool, SpoolLocked
 
-    with Spool(config.spool.path, max_bytes=config.spool.max_bytes) as spool:
-        for row in spool.dead_letters(args.limit):
-            if isinstance(row.get("raw"), bytes):
-                row["raw"] = row["raw"].decode("utf-8", "backslashreplace")
-            print(json.dumps(row, default=str))
+    if not config.spool.path.exists():
+        print(f"kilnworks agent: no spool at {config.spool.path} yet", file=sys.stderr)
+        return 1
+    try:
+        with Spool(config.spool.path, max_bytes=config.spool.max_bytes) as spool:
+            rows = spool.dead_letters(args.limit)
+    except SpoolLocked:
+        rows = _dead_letters_read_only(config.spool.path, args.limit)
+    for row in rows:
+        if isinstance(row.get("raw"), bytes):
+            row["raw"] = row["raw"].decode("utf-8", "backslashreplace")
+        print(json.dumps(row, default=str))
     return 0
+
+
+def _dead_letters_read_only(path: Path, limit: int) -> list[dict]:
+    """Read the dead-letter table of a spool a running agent holds (SQLite WAL lets a reader
+    in; the spool's own lock only keeps a second *writer* out)."""
+    import sqlite3
+
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        cur = db.execute(
+            "SELECT time_ns, source, reason, detail, raw, asset, field, value, quality, "
+            "source_time_ns, received_time_ns, unit FROM dead_letter ORDER BY id DESC LIMIT ?",
+            (limit,),
+        )
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+    finally:
+        db.close()

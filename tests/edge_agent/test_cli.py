@@ -117,3 +117,21 @@ def test_discover_reports_an_unreachable_server(capsys):
 
     assert main(["discover", f"opc.tcp://127.0.0.1:{free_port()}/", "--timeout", "2"]) == 1
     assert "cannot reach" in capsys.readouterr().err
+
+
+def test_dead_letters_are_readable_while_an_agent_holds_the_spool(tmp_path, capsys):
+    from ingest.spool import Spool
+
+    path = tmp_path / "agent.toml"
+    path.write_text(MINIMAL + '\n[spool]\npath = "spool.db"\n', encoding="utf-8")
+    assert main(["dead-letters", "--config", str(path)]) == 1  # no spool yet
+    capsys.readouterr()
+    with Spool(tmp_path / "spool.db") as spool:  # a running agent holds it
+        spool.dead_letter("presses", "malformed_json", "press-1 cycle: Expecting value", b"{oops")
+        assert main(["dead-letters", "--config", str(path)]) == 0
+        rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(r["source"], r["reason"], r["raw"]) for r in rows] == [
+        ("presses", "malformed_json", "{oops")
+    ]
+    assert main(["dead-letters", "--config", str(path), "--limit", "5"]) == 0
+    assert "press-1 cycle: Expecting value" in capsys.readouterr().out
