@@ -72,6 +72,7 @@ CONNECTION_KEYS = (
 )
 
 PROTOCOLS = ("5", "3.1.1")
+STOP_TIMEOUT_S = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,6 +282,8 @@ class MqttSession:
         self.subscribed = threading.Event()
         self._subscribe_mid = -1
         self._refused = False
+        self._failure: BaseException | None = None
+        self._on_worker_death: Callable[[], object] | None = None
         self.counters: Counter[str] = Counter()
         self.last_message_ns = 0
         self.last_error = ""
@@ -291,14 +294,26 @@ class MqttSession:
     async def run(self, output: Output) -> None:
         """Connect, collect until cancelled, then disconnect (unacked messages stay queued at
         the broker for the next session)."""
+        loop = asyncio.get_running_loop()
+        died = asyncio.Event()
+        self._on_worker_death = lambda: loop.call_soon_threadsafe(died.set)
         self.start(output)
         try:
-            await asyncio.Event().wait()
+            await died.wait()
+            # The worker cannot go on (the Output failed while dead-lettering): leave without
+            # acking; the agent restarts the source and the broker re-sends what was unacked.
+            raise RuntimeError(f"mqtt source {self.name}: worker stopped") from self._failure
         finally:
+            self._on_worker_death = None
             await asyncio.to_thread(self.stop)
 
     def start(self, output: Output) -> None:
         self._stop.clear()
+        self._failure = None
+        # Messages left from an earlier run were never acked: the broker re-sends them.
+        with contextlib.suppress(queue.Empty):
+            while True:
+                self._queue.get_nowait()
         client = self.client_factory(self.settings)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
@@ -331,7 +346,11 @@ class MqttSession:
         """Finish the batch in hand (accept + ack), then disconnect. Idempotent."""
         self._stop.set()
         if self._worker is not None:
-            self._worker.join()
+            # The worker finishes its batch; an Output that hangs must not hang shutdown.
+            self._worker.join(STOP_TIMEOUT_S)
+            if self._worker.is_alive():
+                log.error("mqtt source %s: worker still busy after %.0f s; leaving it",
+                          self.name, STOP_TIMEOUT_S)  # fmt: skip
             self._worker = None
         client, self._client = self._client, None
         if client is not None:
@@ -482,7 +501,18 @@ class MqttSession:
                     batch.append(self._queue.get_nowait())
                 except queue.Empty:
                     break
-            self._handle(batch, output)
+            try:
+                self._handle(batch, output)
+            except Exception as exc:
+                log.exception(
+                    "mqtt source %s: worker failed; nothing of this batch acked", self.name
+                )
+                self._failure = exc
+                self.last_error = f"worker failed: {exc!r}"
+                notify = self._on_worker_death
+                if notify is not None:
+                    notify()
+                return
 
     def _handle(self, batch: list[InboundMessage], output: Output) -> None:
         readings: list[Reading] = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import subprocess
@@ -368,6 +369,31 @@ def test_output_failure_is_retried_and_nothing_is_acked_before(mosquitto_shared)
         wait_counts(out, 1, "the cycle after the spool recovers")
         wait_until(lambda: source.status()["messages_acked"] == 1, 10, "the ack")
         assert source.status()["accept_failures"] == 3
+    pub.disconnect()
+
+
+@pytest.mark.integration
+async def test_an_output_that_fails_to_dead_letter_restarts_the_source_without_acking(
+    mosquitto_shared: Mosquitto,
+) -> None:
+    class BrokenDeadLetters(RecordingOutput):
+        def reject(self, source, reason, detail, raw=None) -> None:
+            raise OSError("disk gone (test)")
+
+    client_id = f"kw-broken-{uuid.uuid4().hex[:6]}"
+    source = make_source(mosquitto_shared, client_id=client_id)
+    pub = publisher(mosquitto_shared.port)
+    task = asyncio.create_task(source.run(BrokenDeadLetters()))
+    await asyncio.to_thread(source.session.subscribed.wait, 10)
+    publish_all(pub, [(CYCLE_TOPIC, b"{garbage"), (CYCLE_TOPIC, cycle(1))])
+    with pytest.raises(RuntimeError, match="worker stopped"):
+        await asyncio.wait_for(task, 20)
+    # The agent restarts the source: the broker re-sends both (nothing was acked).
+    out = RecordingOutput()
+    again = make_source(mosquitto_shared, client_id=client_id)
+    with running(again, out):
+        wait_counts(out, 1, "the cycle re-sent after the restart")
+        assert out.reasons() == {"malformed_json": 1}
     pub.disconnect()
 
 
