@@ -174,12 +174,9 @@ def test_floats_round_trip_to_the_last_bit(values):
                for t, v in zip(texts, values, strict=True))  # fmt: skip
 
 
-# The characters line protocol treats specially, a few ordinary and non-ASCII ones, a lone
-# surrogate (must be rejected) and, rarely, anything else.
-names = st.text(
-    st.sampled_from(list(' ,="\\#\n\t\r\x00az09_-./é中°\ud800')) | st.characters(codec="utf-8"),
-    max_size=6,
-)
+# The characters line protocol treats specially, a few ordinary and non-ASCII ones and a lone
+# surrogate (must be rejected). Arbitrary Unicode goes through the real-InfluxDB round trip.
+names = st.text(st.sampled_from(list(' ,="\\#\n\t\r\x00az09_-./é中°\ud800\U0001f525')), max_size=6)
 values = (
     finite_floats
     | st.integers(-(2**63), 2**63 - 1)
