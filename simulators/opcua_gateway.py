@@ -402,7 +402,7 @@ class KilnGateway:
                 parent = folders.get(v.folder)
                 if parent is None:
                     z = v.folder[4:]
-                    parent = await kobj.add_object(
+                    parent = await kobj.add_folder(
                         ua.NodeId(f"{base}.zone{z}", idx), ua.QualifiedName(v.folder, idx)
                     )
                     folders[v.folder] = parent

@@ -89,6 +89,8 @@ async def test_address_space_has_kilns_zones_and_analog_items(fleet: Fleet) -> N
         assert {"CarPushCount", "PushIntervalMinutes", "Zone3"} <= {
             (await n.read_browse_name()).Name for n in await tunnel.get_children()
         }
+        zone1 = await kiln.get_child(f"{idx}:Zone1")
+        assert await zone1.read_type_definition() == ua.NodeId(ua.ObjectIds.FolderType)
         tc = await kiln.get_child([f"{idx}:Zone1", f"{idx}:TC2"])
         assert tc.nodeid == ua.NodeId("xinghai.kiln-1.zone1.tc2.temperature", idx)
         kilns = fleet.manifest()["opcua"][0]["kilns"]
