@@ -362,3 +362,12 @@ def test_gzip_option_compresses_writes_and_reads(influx_database):
     with InfluxV1Store.from_url(influx_database, counting_factory(plain)) as store:
         store.series(KILN, "zone1_tc1_temperature_c", T0, T0 + HOUR)
     assert all(c.headers["Accept-Encoding"] == "identity" for c in plain)
+
+
+def test_precision_option_truncates_stored_times(influx_database):
+    t = T0 + 1_234_567_891
+    batch = ReadingBatch.from_floats(KILN, "gas_flow_m3_h", [12.5], [t])
+    with InfluxV1Store.from_url(influx_database + "?precision=ms") as store:
+        assert store.write(batch).written == 1
+        got = store.series(KILN, "gas_flow_m3_h", T0, T0 + HOUR)
+    assert got.time_ns.tolist() == [t // 1_000_000 * 1_000_000]
