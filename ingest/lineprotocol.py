@@ -325,8 +325,12 @@ def encode_batch(batch: ReadingBatch, precision: str = "ns") -> EncodedBatch:
         except (LineProtocolError, TypeError, AttributeError) as exc:
             prefixes[s] = b""
             bad_series.append((s, str(exc)))
-    for s, reason in bad_series:
-        reject(np.flatnonzero(codes == s), reason)
+    if bad_series:
+        series_reason = np.empty(len(keys), dtype=object)
+        for s, reason in bad_series:
+            series_reason[s] = reason
+        rows = np.flatnonzero(series_reason[codes] != None)  # noqa: E711 - elementwise
+        reject(rows, series_reason[codes[rows]].tolist())
 
     kind = batch.kind
     reject(np.flatnonzero(kind > KIND_STR), "unknown value kind")
