@@ -17,6 +17,7 @@ from fastapi import FastAPI
 from api import problems, routes
 from api.context import AppContext, Clock
 from api.metadata.store import MetadataStore
+from api.observability import MetricsMiddleware
 from api.problems import PROBLEM_RESPONSES
 from api.routes import dashboard
 from api.security import SecurityHeaders
@@ -96,6 +97,7 @@ def create_app(
     )
     app.state.ctx = ctx
     app.add_middleware(SecurityHeaders)
+    app.add_middleware(MetricsMiddleware, metrics=ctx.metrics)
     problems.install(app)
     for module in routes.API_MODULES:
         app.include_router(module.router, prefix=API_PREFIX, responses=PROBLEM_RESPONSES)

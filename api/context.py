@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from api.auth import TokenCache
 from api.metadata.store import MetadataStore
+from api.observability import ApiMetrics
 from api.settings import Settings
 from core.plant import PlantModel
 from ingest.contracts import Store
@@ -26,3 +27,4 @@ class AppContext:
     # Closed on shutdown only when the app opened them itself (not when injected by a caller).
     owned: list = field(default_factory=list)
     tokens: TokenCache = field(default_factory=TokenCache)
+    metrics: ApiMetrics = field(default_factory=ApiMetrics)

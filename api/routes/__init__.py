@@ -6,6 +6,7 @@ from api.routes import (
     firings,
     health,
     live,
+    metrics,
     oee,
     plant,
     presses,
@@ -13,4 +14,16 @@ from api.routes import (
     town,
 )
 
-API_MODULES = (health, tokens, plant, live, firings, presses, oee, digitalisation, town, alarms)
+API_MODULES = (
+    health,
+    metrics,
+    tokens,
+    plant,
+    live,
+    firings,
+    presses,
+    oee,
+    digitalisation,
+    town,
+    alarms,
+)

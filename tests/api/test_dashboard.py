@@ -28,3 +28,26 @@ def test_no_path_traversal_and_api_headers(client, tokens):
     r = client.get("/api/v1/health")
     assert r.headers["x-content-type-options"] == "nosniff"
     assert "content-security-policy" not in r.headers
+
+
+def test_metrics_count_requests_by_route_template(client, tokens):
+    client.get(
+        "/api/v1/assets/dalian/plant-1/firing-shop/kiln-1/latest",
+        headers={"Authorization": f"Bearer {tokens.engineer}"},
+    )
+    client.get("/api/v1/plant")  # 401
+    r = client.get("/api/v1/metrics", headers={"Authorization": f"Bearer {tokens.admin}"})
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
+    text = r.text
+    assert (
+        'kilnworks_api_requests_total{method="GET",'
+        'route="/assets/{enterprise}/{site}/{line}/{asset}/latest",status="200"} 1.0'
+    ) in text
+    assert 'route="/plant",status="401"} 1.0' in text
+    assert "kiln-1" not in text  # templates, never concrete ids, in labels
+    assert (
+        client.get(
+            "/api/v1/metrics", headers={"Authorization": f"Bearer {tokens.engineer}"}
+        ).status_code
+        == 403
+    )

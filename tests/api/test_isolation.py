@@ -30,6 +30,7 @@ DALIAN_RAW = {ADMIN, MANAGER, ENGINEER}  # who may see Dalian's raw data
 RULES: dict[tuple[str, str], set[str]] = {
     ("GET", "/api/v1/health"): EVERYONE | {ANON},
     ("GET", "/api/v1/me"): EVERYONE,
+    ("GET", "/api/v1/metrics"): {ADMIN},
     ("POST", "/api/v1/tokens"): {ADMIN},
     ("GET", "/api/v1/tokens"): {ADMIN},
     ("DELETE", "/api/v1/tokens/{token_id}"): {ADMIN},
