@@ -17,7 +17,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from simulators.fleet import Fleet
 from simulators.mqtt_presses import MqttOptions
-from tests.servers import Mosquitto, free_port
+from tests.servers import Mosquitto, free_port, require_binary
 from tests.simulators.conftest import kiln_scenario, press_scenario, unique
 
 pytestmark = pytest.mark.integration
@@ -127,7 +127,14 @@ async def test_mqtt_tls_with_username_and_password(tmp_path: Path) -> None:
     ca, cert, key = _tls_files(tmp_path)
     pw = tmp_path / "passwd"
     subprocess.run(
-        ["mosquitto_passwd", "-b", "-c", str(pw), "press-gw", "s3cret"],
+        [
+            require_binary("mosquitto_passwd", "mosquitto"),
+            "-b",
+            "-c",
+            str(pw),
+            "press-gw",
+            "s3cret",
+        ],
         check=True,
         capture_output=True,
     )
