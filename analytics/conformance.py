@@ -48,10 +48,11 @@ import numpy as np
 from analytics.cones import cone_equivalent, uniformity_class
 from analytics.firing_clock import NS_PER_S, programme_time_s
 from analytics.firing_metrics import (
+    BlockSums,
     DenseWeights,
     Runs,
     SampleWeights,
-    block_sums,
+    block_sums_local,
     interval_weights,
     ls_slope,
     runs,
@@ -496,14 +497,12 @@ def _judge(
     if q is not None:
         temps_ok &= q <= s.max_quality
     judged = np.isfinite(sp)  # (N,): the setpoint exists
-    all_judged = bool(judged.all())
     not_ok = np.logical_not(temps_ok, out=ws.bool("not_ok", (k, n)))
     bad_rows, bad_cols = _sparse(not_ok)  # unusable readings: few, kept as a list
     all_ok = bad_rows.size == 0
     d = np.subtract(y, sp[None, :], out=ws.float("d", (k, n)))
     d[bad_rows, bad_cols] = 0.0
-    if not all_judged:
-        d[:, ~judged] = 0.0
+    _zero_unjudged(d, judged)
     # valid = usable reading where the setpoint exists
     bad_judged = judged[bad_cols]
     n_valid = int(judged.sum()) - np.bincount(bad_rows[bad_judged], minlength=k)
@@ -514,9 +513,10 @@ def _judge(
         np.copyto(y0, y)
         y0[bad_rows, bad_cols] = 0.0
 
-    # spread across thermocouples, where at least two read
+    # spread across thermocouples, where at least two read (the count comes from the sparse
+    # list of unusable samples: no pass over the (K, N) mask)
     with np.errstate(all="ignore"):
-        both = np.count_nonzero(temps_ok, axis=0) >= 2
+        both = (k - np.bincount(bad_cols, minlength=n)) >= 2
         if q is None:  # invalid == NaN (or ±inf, caught below): fmax/fmin skip NaN for free
             hi_c, lo_c = np.fmax.reduce(y, axis=0), np.fmin.reduce(y, axis=0)
         if q is not None or not (np.isfinite(hi_c).all() and np.isfinite(lo_c).all()):
@@ -532,7 +532,6 @@ def _judge(
             spread_mean = float(np.nansum(spread * sw[0]) / sw.sum())
 
     a = np.abs(d, out=ws.float("a", (k, n)))
-    tmp = ws.float("tmp", (k, n))
     # valid (for weights) = usable reading and judged; judged columns enter via the weights
     # Few unusable samples (plant data): shared weights + sparse corrections; many (e.g. own
     # timestamps per thermocouple on a union axis): a dense weight array is cheaper.
@@ -541,32 +540,26 @@ def _judge(
     else:
         weights = SampleWeights(t_s, judged, temps_ok, bad_rows, bad_cols, s.max_gap_s)
     wsum = covered_s = weights.total()
-    # outside the band: rare, so handled as a sparse list of (row, column)
-    outside = np.greater(a, s.band_c, out=ws.bool("outside", (k, n)))  # invalid: a == 0
-    out_rows, out_cols = _sparse(outside)
+    rows_k = np.arange(k)
+    if n:
+        imax = a.argmax(axis=1)
+        a_max = a[rows_k, imax]
+        max_abs = np.where(n_valid > 0, a_max, np.nan)
+    else:
+        imax, a_max, max_abs = np.zeros(k, int), np.zeros(k), np.full(k, np.nan)
+    # outside the band: rare, so handled as a sparse list of (row, column), and only rows whose
+    # largest deviation leaves the band are scanned (invalid samples: a == 0)
+    out_rows, out_cols = _outside(a, a_max, s.band_c, ws)
     out_w = weights.at(out_rows, out_cols, temps_ok) if n else np.zeros(0)
     with np.errstate(all="ignore"):
         mean_abs = weights.weighted_sum(a) / wsum
-        wd2 = weights.weighted_sum(np.square(d, out=tmp))
+        wd2 = weights.weighted_sum_sq(d)
         rms = np.sqrt(wd2 / wsum)
         w_out = np.bincount(out_rows, weights=out_w, minlength=k).astype(np.float64)
         share = 1.0 - w_out / wsum
         coverage = np.clip(covered_s / judged_s, 0.0, 1.0) if judged_s > 0 else np.zeros(k)
     undefined = wsum <= 0
     mean_abs[undefined] = rms[undefined] = share[undefined] = np.nan
-    rows_k = np.arange(k)
-    if n:
-        imax = a.argmax(axis=1)
-        max_abs = np.where(n_valid > 0, a[rows_k, imax], np.nan)
-    else:
-        imax, max_abs = np.zeros(k, int), np.full(k, np.nan)
-
-    # peaks and the cone equivalent (over valid temperatures, setpoint or not: heat work counts
-    # during a natural cool too)
-    ipeak, peak = _masked_argmax(y0, temps_ok, 0, n, ws)
-    has_peak = np.isfinite(peak)
-    rate100 = _last_span_rate(t_s, y, temps_ok, ipeak, peak, s, ws)
-    cones = cone_equivalent(peak, rate100)
 
     # segments
     t_h = t_s / 3600.0
@@ -574,12 +567,25 @@ def _judge(
     segments: list[SegmentReport] = []
     hold_worst = []
     ramp_ranges = []
+    blocks = None
     if spans and n:
+        # per-block sums, shared by the segment rates and the stall windows: one pair of
+        # passes over the samples for both
+        blocks = block_sums_local(t_h, y0, bad_rows, bad_cols, _stall_block(t_s, s))
         seg_bounds = np.maximum.accumulate(np.asarray(bounds[: len(spans) + 1], dtype=np.int64))
-        achieved_all = ls_slope(segments_sums(t_h, y0, bad_rows, bad_cols, seg_bounds))
+        achieved_all = ls_slope(segments_sums(t_h, y0, bad_rows, bad_cols, seg_bounds, blocks))
+    # peaks: per segment, and the firing's peak from the segments' (plus what lies outside
+    # them) - one pass over y0 for both
+    peak_parts: list[tuple[np.ndarray, np.ndarray]] = []
+    covered_to = int(bounds[0]) if spans else 0
+    tiled = True  # the segment ranges tile [bounds[0], bounds[-1]) in order
+    if covered_to > 0:
+        peak_parts.append(_masked_argmax(y0, temps_ok, 0, min(covered_to, n), ws))
     for j, span in enumerate(spans):
         lo, hi = int(bounds[j]), int(bounds[j + 1])
         hi = max(hi, lo)
+        tiled &= lo == covered_to
+        covered_to = hi
         seg_idx_at[lo:hi] = j
         achieved = achieved_all[:, j] if n else np.full(k, np.nan)
         soak = None
@@ -595,6 +601,7 @@ def _judge(
             ramp_ranges.append((j, lo, hi))
         if hi > lo:
             ip, seg_peak = _masked_argmax(y0, temps_ok, lo, hi, ws)
+            peak_parts.append((ip, seg_peak))
             seg_peak_ns = tuple(
                 tn if ok else None
                 for tn, ok in zip(t_ns[ip].tolist(), np.isfinite(seg_peak).tolist(), strict=True)
@@ -617,13 +624,25 @@ def _judge(
                 peak_ns=seg_peak_ns,
             )
         )
+    if covered_to < n:
+        peak_parts.append(_masked_argmax(y0, temps_ok, covered_to, n, ws))
+
+    # peaks and the cone equivalent (over valid temperatures, setpoint or not: heat work counts
+    # during a natural cool too)
+    if tiled and peak_parts:
+        ipeak, peak = _first_max(peak_parts)
+    else:
+        ipeak, peak = _masked_argmax(y0, temps_ok, 0, n, ws)
+    has_peak = np.isfinite(peak)
+    rate100 = _last_span_rate(t_s, y, temps_ok, ipeak, peak, s, ws)
+    cones = cone_equivalent(peak, rate100)
 
     r_out = sparse_runs(out_rows, out_cols, t_s, s.max_gap_s, bad_rows * n + bad_cols, n)
     excursions = _excursions(t_ns, t_s, d, r_out, seg_idx_at, spans, names, s)
     paused_s = [((a - start_ns) / NS_PER_S, (b - start_ns) / NS_PER_S) for a, b in pauses]
     stalls = (
-        _stalls(t_s, t_h, y0, bad_rows, bad_cols, ramp_ranges, names, s, start_ns, paused_s)
-        if ramp_ranges and n >= 3
+        _stalls(t_s, blocks, ramp_ranges, names, s, start_ns, paused_s)
+        if ramp_ranges and n >= 3 and blocks is not None
         else []
     )
 
@@ -714,14 +733,69 @@ def _span_end_ns(
     return int(starts_ns[j + 1]) if j + 1 < len(spans) else int(end_ns)
 
 
-def _sparse(flag: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Row and column of every True in ``flag`` (K, N), scanning only rows that have one."""
-    rows_with = np.nonzero(flag.any(axis=1))[0]
-    if rows_with.size == 0:
+def _zero_unjudged(d: np.ndarray, judged: np.ndarray) -> None:
+    """Set the columns of ``d`` where the setpoint does not exist to 0. The setpoint normally
+    exists over one stretch (before the start and in a natural cool it does not): two slice
+    fills then, not a masked pass."""
+    if judged.all():
+        return
+    at = np.flatnonzero(judged)
+    if at.size and at[-1] - at[0] + 1 == at.size:
+        d[:, : at[0]] = 0.0
+        d[:, at[-1] + 1 :] = 0.0
+    elif at.size == 0:
+        d[...] = 0.0
+    else:
+        d[:, ~judged] = 0.0
+
+
+def _outside(
+    a: np.ndarray, a_max: np.ndarray, band_c: float, ws: Workspace
+) -> tuple[np.ndarray, np.ndarray]:
+    """Sparse (row, column) list of ``a > band_c``, scanning only rows with ``a_max > band_c``
+    (most thermocouples of a good firing never leave the band)."""
+    k, n = a.shape
+    hot = np.flatnonzero(a_max > band_c)
+    if hot.size == 0 or n == 0:
         e = np.zeros(0, dtype=np.int64)
         return e, e
-    r, c = np.nonzero(flag[rows_with])
-    return rows_with[r], c
+    if hot.size == k:
+        return _sparse(np.greater(a, band_c, out=ws.bool("outside", (k, n))))
+    r, c = _sparse(np.greater(a[hot], band_c))
+    return hot[r], c
+
+
+def _first_max(parts: Sequence[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """Combine per-range ``(index, value)`` maxima of consecutive ranges into the maximum over
+    all of them; the first range wins a tie (as ``argmax`` over the whole row would); NaN =
+    no valid sample in that range."""
+    idx = np.stack([p[0] for p in parts], axis=1)
+    val = np.stack([p[1] for p in parts], axis=1)
+    filled = np.where(np.isnan(val), -np.inf, val)
+    best = filled.argmax(axis=1)
+    rows = np.arange(idx.shape[0])
+    return idx[rows, best], val[rows, best]
+
+
+def _stall_block(t_s: np.ndarray, s: ConformanceSettings) -> int:
+    """Samples per block of about ``stall_step_s`` (mean sampling interval; gaps make it
+    larger: blocks get fewer samples, never wrong); at least 3 blocks per firing."""
+    n = t_s.size
+    step = float(t_s[-1] - t_s[0]) / (n - 1) if n > 1 else s.stall_step_s
+    return int(min(max(1, round(s.stall_step_s / step)) if step > 0 else 1, max(n // 3, 1)))
+
+
+def _sparse(flag: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Row and column of every True in ``flag`` (K, N), row-major sorted.
+
+    One flat scan: ``np.flatnonzero`` on a contiguous bool array is ~25x faster than the 2-D
+    ``np.nonzero`` (which builds index tuples column by column)."""
+    flat = np.flatnonzero(flag)
+    if flat.size == 0:
+        e = np.zeros(0, dtype=np.int64)
+        return e, e
+    rows, cols = np.divmod(flat, flag.shape[1])
+    return rows, cols
 
 
 def _masked_argmax(
@@ -750,6 +824,9 @@ def _masked_argmax(
     return lo + idx, value
 
 
+_CONE_WINDOW = 1024  # samples searched before a peak for the 100 °C crossing, before a full scan
+
+
 def _last_span_rate(
     t_s: np.ndarray,
     y: np.ndarray,
@@ -768,14 +845,32 @@ def _last_span_rate(
     if n < 2:
         return rate
     thr = peak - s.cone_span_c
-    with np.errstate(invalid="ignore"):
-        below = np.less(y, thr[:, None], out=ws.bool("below", (k, n)))
-        below &= ok
-        below &= np.arange(n)[None, :] < ipeak[:, None]
-    has = below.any(axis=1) & np.isfinite(peak)
+    last = np.full(k, -1, dtype=np.int64)  # last valid sample below thr before the peak
+    # Look in a window just before the peak first: the last 100 °C usually takes well under
+    # `_CONE_WINDOW` samples, so this reads (K, W) samples instead of (K, N); rows not settled
+    # there are scanned in full.
+    w = min(_CONE_WINDOW, n)
+    cand = np.flatnonzero(np.isfinite(peak))
+    if cand.size:
+        cols = ipeak[cand, None] - w + np.arange(w)[None, :]  # ends just before the peak
+        in_row = cols >= 0
+        cc = np.maximum(cols, 0)
+        rr = cand[:, None]
+        with np.errstate(invalid="ignore"):
+            below_w = (y[rr, cc] < thr[cand, None]) & ok[rr, cc] & in_row
+        found = below_w.any(axis=1)
+        last[cand[found]] = cols[found, w - 1 - below_w[found, ::-1].argmax(axis=1)]
+        rest = cand[~found & (ipeak[cand] > w)]  # the window did not reach the row's start
+        if rest.size:
+            with np.errstate(invalid="ignore"):
+                below = np.less(y[rest], thr[rest, None])
+            below &= ok[rest]
+            below &= np.arange(n)[None, :] < ipeak[rest, None]
+            any_below = below.any(axis=1)
+            last[rest[any_below]] = n - 1 - below[any_below, ::-1].argmax(axis=1)
+    has = last >= 0
     if not has.any():
         return rate
-    last = n - 1 - below[:, ::-1].argmax(axis=1)
     rows = np.nonzero(has)[0]
     i = last[rows]
     # the next usable sample after the crossing (the peak at the latest): one short scan per
@@ -844,10 +939,7 @@ def _alarm(worst_c: float, segment: int, spans: Sequence[SegmentSpan]) -> str:
 
 def _stalls(
     t_s: np.ndarray,
-    t_h: np.ndarray,
-    y0: np.ndarray,
-    bad_rows: np.ndarray,
-    bad_cols: np.ndarray,
+    blocks: BlockSums,
     ramp_ranges: list[tuple[int, int, int]],
     names: tuple[str, ...],
     s: ConformanceSettings,
@@ -857,21 +949,20 @@ def _stalls(
     """Least-squares heating rate over trailing windows of ``stall_window_s`` inside ramp
     segments, evaluated every block of about ``stall_step_s``; runs below the stall rate.
 
-    Samples are summed per block of ``b`` samples once (one pass); each window is then whole
-    blocks, so it spans the stall window to within one block. A window must lie inside the ramp
-    (the first minutes after a hold are the controller catching up, not a stall), must not
-    overlap a declared pause (a flat curve is what the controller asked for) and must really
-    span at least half the window (no long gap).
+    Samples are summed per block of ``b`` samples once (``blocks``, shared with the segment
+    rates); each window is then whole blocks, so it spans the stall window to within one
+    block. A window must lie inside the ramp (the first minutes after a hold are the
+    controller catching up, not a stall), must not overlap a declared pause (a flat curve is
+    what the controller asked for) and must really span at least half the window (no long gap).
     """
     n = t_s.size
     win = s.stall_window_s
-    # mean sampling interval (gaps make it larger: blocks get fewer samples, never wrong)
+    b = blocks.b
     step = float(t_s[-1] - t_s[0]) / (n - 1) if n > 1 else s.stall_step_s
-    b = int(min(max(1, round(s.stall_step_s / step)) if step > 0 else 1, max(n // 3, 1)))
-    sums = block_sums(t_h, y0, bad_rows, bad_cols, b)
-    g = sums.shape[2]
+    g = blocks.t0_h.size
     if g == 0:
         return []
+    sums = blocks.global_sums()
     prefix = np.zeros((5, sums.shape[1], g + 1))
     np.cumsum(sums, axis=2, out=prefix[:, :, 1:])
     first_t = t_s[0 : g * b : b]  # time of each block's first sample

@@ -150,6 +150,18 @@ class SampleWeights:
             base += np.bincount(r, weights=self.bridge[m] * f[r, c], minlength=self.k)
         return base
 
+    def weighted_sum_sq(self, f: np.ndarray) -> np.ndarray:
+        """``Σ_i w[k, i] f[k, i]²`` over all columns (``f`` 0 where invalid), without a
+        squared copy of ``f``: one three-operand contraction."""
+        base = np.einsum("kn,kn,n->k", f, f, self.wc)
+        if self.lost.size:
+            r, c = self.lost_rows, self.lost_cols
+            base -= np.bincount(r, weights=self.lost * np.square(f[r, c]), minlength=self.k)
+        if self.bridge.size:
+            r, c = self.bridge_rows, self.bridge_cols
+            base += np.bincount(r, weights=self.bridge * np.square(f[r, c]), minlength=self.k)
+        return base
+
     def total(self, lo: int = 0, hi: int | None = None) -> np.ndarray:
         """``Σ_i w[k, i]`` over valid samples in columns ``[lo, hi)``: covered time."""
         hi = self.n if hi is None else hi
@@ -218,6 +230,9 @@ class DenseWeights:
     def weighted_sum(self, f: np.ndarray, lo: int = 0, hi: int | None = None) -> np.ndarray:
         hi = self.n if hi is None else hi
         return np.einsum("kn,kn->k", f[:, lo:hi], self.w[:, lo:hi])
+
+    def weighted_sum_sq(self, f: np.ndarray) -> np.ndarray:
+        return np.einsum("kn,kn,kn->k", f, f, self.w)
 
     def total(self, lo: int = 0, hi: int | None = None) -> np.ndarray:
         hi = self.n if hi is None else hi
@@ -309,15 +324,22 @@ def ls_slope(sums: np.ndarray, min_samples: int = 3) -> np.ndarray:
 
 
 def segments_sums(
-    t_h: np.ndarray, y0: np.ndarray, bad_rows: np.ndarray, bad_cols: np.ndarray, bounds: np.ndarray
+    t_h: np.ndarray,
+    y0: np.ndarray,
+    bad_rows: np.ndarray,
+    bad_cols: np.ndarray,
+    bounds: np.ndarray,
+    blocks: BlockSums | None = None,
 ) -> np.ndarray:
     """``(5, K, S)`` sums n, Σt, Σt², Σy, Σty over the valid samples of every segment at once;
     segment ``j`` is samples ``[bounds[j], bounds[j+1])`` (``bounds`` non-decreasing).
 
     ``y0`` holds 0 at unusable samples, listed in ``bad_rows``/``bad_cols``: n, Σt, Σt² are
-    the same for every thermocouple minus those few; Σy, Σty are einsum contractions over each
-    segment's slice (one pass over ``y0`` in all). Time is centred per segment so the sums do
-    not cancel.
+    the same for every thermocouple minus those few. Σy, Σty come from ``blocks`` (the per-block
+    sums the stall detector needs anyway, :func:`block_sums_local`) for the whole blocks inside
+    a segment, and from the samples themselves only at the ragged ends - so no extra pass over
+    ``y0`` when ``blocks`` is given. Time is centred per segment so the sums do not cancel (the
+    block sums are kept in block-local time for the same reason).
 
     Deliberately no BLAS (``@``) in this module: OpenBLAS threads even small products, and on a
     busy plant server those threads spin against each other; NumPy's own loops stay on one core
@@ -332,7 +354,8 @@ def segments_sums(
     t = t_h[lo:hi]
     first = t_h[np.minimum(bounds[:-1], len(t_h) - 1)] if len(t_h) else np.zeros(n_seg)
     last = t_h[np.clip(bounds[1:] - 1, 0, max(len(t_h) - 1, 0))] if len(t_h) else first
-    tc = t - ((first + last) / 2)[seg]
+    centre = (first + last) / 2
+    tc = t - centre[seg]
     out = np.empty((5, k, n_seg))
     out[0] = lengths.astype(np.float64)
     out[1] = np.bincount(seg, weights=tc, minlength=n_seg)
@@ -347,39 +370,93 @@ def segments_sums(
         out[2] -= np.bincount(key, weights=tc[c] * tc[c], minlength=size).reshape(k, n_seg)
     for j in range(n_seg):  # one iteration per segment, not per sample
         a, b = int(bounds[j]), int(bounds[j + 1])
-        part = y0[:, a:b]
-        out[3, :, j] = part.sum(axis=1)
-        out[4, :, j] = np.einsum("kn,n->k", part, tc[a - lo : b - lo])
+        g0, g1 = (0, 0) if blocks is None else blocks.inside(a, b)
+        if g1 <= g0:  # no whole block inside: sum the samples
+            part = y0[:, a:b]
+            out[3, :, j] = part.sum(axis=1)
+            out[4, :, j] = np.einsum("kn,n->k", part, tc[a - lo : b - lo])
+            continue
+        bb = blocks.b
+        sy = blocks.sy[:, g0:g1]
+        out[3, :, j] = sy.sum(axis=1)
+        # Σ (t - c) y over a block = Σ (t - t_block) y + (t_block - c) Σ y
+        out[4, :, j] = blocks.sty[:, g0:g1].sum(axis=1)
+        out[4, :, j] += np.einsum("kg,g->k", sy, blocks.t0_h[g0:g1] - centre[j])
+        for e0, e1 in ((a, g0 * bb), (g1 * bb, b)):  # the ragged ends
+            if e1 > e0:
+                part = y0[:, e0:e1]
+                out[3, :, j] += part.sum(axis=1)
+                out[4, :, j] += np.einsum("kn,n->k", part, tc[e0 - lo : e1 - lo])
     return out
+
+
+@dataclass(frozen=True, slots=True)
+class BlockSums:
+    """Per block of ``b`` consecutive samples (block ``g`` = samples ``[g*b, (g+1)*b)``, a tail
+    shorter than a block left out), over valid samples, in block-local time ``t - t0_h[g]``:
+    ``n``, ``st``, ``stt`` (K, G) count, Σt, Σt²; ``sy``, ``sty`` (K, G) Σy, Σty.
+
+    Built once per firing by :func:`block_sums_local` (two passes over the samples); the stall
+    windows and the per-segment sums are both assembled from it. Local time keeps every sum
+    small, so assembling long ranges does not cancel digits."""
+
+    b: int
+    t0_h: np.ndarray
+    n: np.ndarray
+    st: np.ndarray
+    stt: np.ndarray
+    sy: np.ndarray
+    sty: np.ndarray
+
+    def inside(self, lo: int, hi: int) -> tuple[int, int]:
+        """Blocks ``[g0, g1)`` lying wholly inside samples ``[lo, hi)``."""
+        return -(-lo // self.b), min(hi // self.b, self.t0_h.size)
+
+    def global_sums(self) -> np.ndarray:
+        """``(5, K, G)`` n, Σt, Σt², Σy, Σty in the caller's time (not block-local)."""
+        t0 = self.t0_h[None, :]
+        out = np.empty((5, *self.sy.shape))
+        out[0] = self.n
+        out[1] = self.st + self.n * t0
+        out[2] = self.stt + 2.0 * t0 * self.st + self.n * t0 * t0
+        out[3] = self.sy
+        out[4] = self.sty + t0 * self.sy
+        return out
+
+
+def block_sums_local(
+    t_h: np.ndarray, y0: np.ndarray, bad_rows: np.ndarray, bad_cols: np.ndarray, b: int
+) -> BlockSums:
+    """:class:`BlockSums` of ``y0`` (0 at the unusable samples ``bad_rows``/``bad_cols``).
+
+    Σy, Σty are einsum contractions over a (K, G, b) view of ``y0`` (no copy); n, Σt, Σt²
+    are common to all thermocouples minus the unusable samples.
+    """
+    k, n = y0.shape
+    g = n // b
+    m = g * b
+    t0 = t_h[0:m:b]
+    tr = t_h[:m].reshape(g, b) - t0[:, None]
+    cnt = np.full((k, g), float(b))
+    st = np.broadcast_to(tr.sum(axis=1), (k, g)).copy()
+    stt = np.broadcast_to((tr * tr).sum(axis=1), (k, g)).copy()
+    sel = bad_cols < m
+    if sel.any():
+        r, c = bad_rows[sel], bad_cols[sel]
+        key = r * g + c // b
+        tb = t_h[c] - t0[c // b]
+        cnt -= np.bincount(key, minlength=k * g).reshape(k, g)
+        st -= np.bincount(key, weights=tb, minlength=k * g).reshape(k, g)
+        stt -= np.bincount(key, weights=tb * tb, minlength=k * g).reshape(k, g)
+    yr = y0[:, :m].reshape(k, g, b)
+    sy = np.einsum("kgb->kg", yr)
+    sty = np.einsum("kgb,gb->kg", yr, tr)
+    return BlockSums(b, t0, cnt, st, stt, sy, sty)
 
 
 def block_sums(
     t_h: np.ndarray, y0: np.ndarray, bad_rows: np.ndarray, bad_cols: np.ndarray, b: int
 ) -> np.ndarray:
     """Per block of ``b`` consecutive samples: ``(5, K, G)`` sums n, Σt, Σt², Σy, Σty over
-    valid samples, with ``G = N // b`` (a tail shorter than a block is left out).
-
-    Σy, Σty are einsum contractions over a (K, G, b) view of ``y0`` (no copy). n, Σt, Σt²
-    are common to all thermocouples minus the unusable samples (``bad_rows``/``bad_cols``,
-    where ``y0`` is 0).
-    """
-    k, n = y0.shape
-    g = n // b
-    m = g * b
-    out = np.empty((5, k, g))
-    tr = t_h[:m].reshape(g, b)
-    out[0] = b
-    out[1] = tr.sum(axis=1)
-    out[2] = (tr * tr).sum(axis=1)
-    sel = bad_cols < m
-    if sel.any():
-        r, c = bad_rows[sel], bad_cols[sel]
-        key = r * g + c // b
-        tb = t_h[c]
-        out[0] -= np.bincount(key, minlength=k * g).reshape(k, g)
-        out[1] -= np.bincount(key, weights=tb, minlength=k * g).reshape(k, g)
-        out[2] -= np.bincount(key, weights=tb * tb, minlength=k * g).reshape(k, g)
-    yr = y0[:, :m].reshape(k, g, b)
-    np.einsum("kgb->kg", yr, out=out[3])
-    np.einsum("kgb,gb->kg", yr, tr, out=out[4])
-    return out
+    valid samples, with ``G = N // b`` (a tail shorter than a block is left out)."""
+    return block_sums_local(t_h, y0, bad_rows, bad_cols, b).global_sums()
