@@ -27,7 +27,9 @@ from core.reading import now_ns
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument(
-        "--db", help="metadata database URL (SQLAlchemy), default %(default)s", default=None
+        "--db",
+        help="metadata database URL (SQLAlchemy: sqlite:///..., postgresql+psycopg://...); "
+        f"default {Settings.model_fields['db_url'].default}",
     )
     p.add_argument("--plant", help="plant model TOML (default: the built-in Shangbu model)")
 
@@ -100,7 +102,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Serve the kilnworks API (/api/v1) and the dashboard (/). "
         "Subcommand: create-token --role admin (prints a token once).",
     )
-    p.add_argument("--store", help="telemetry store URL (sqlite:///..., influxdb://...)")
+    p.add_argument(
+        "--store",
+        help="telemetry store URL (sqlite:///..., influxdb://host:port/db); "
+        f"default {Settings.model_fields['store_url'].default}",
+    )
     _common(p)
     p.add_argument("--host", help="listen address (default 127.0.0.1)")
     p.add_argument("--port", type=int, help="listen port (default 8080)")

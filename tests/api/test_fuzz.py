@@ -45,7 +45,7 @@ schema = schemathesis.openapi.from_asgi("/api/v1/openapi.json", APP)
 
 
 @schema.parametrize()
-@settings(max_examples=6, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=5, deadline=None, suppress_health_check=list(HealthCheck))
 def test_no_server_errors(case):
     response = case.call(headers={"Authorization": f"Bearer {TOKEN}"})
     case.validate_response(response, checks=[not_a_server_error])
