@@ -180,7 +180,9 @@ class ShuttleKiln:
             gas_max_m3_h=gas_max_m3_h,
         )
         self.bank.loss[0] *= 1.1  # zone 1 is the door side: it loses more heat through the seals
-        self.t_ns = start_ns
+        # a negative first_firing_h: the firing began before the simulation did, so the kiln
+        # is met mid-firing (the physics is run silently up to the start)
+        self.t_ns = start_ns + min(0, int(first_firing_h * NS_PER_H))
         self.idle_hours = idle_hours
         self.next_firing_ns = start_ns + int(first_firing_h * NS_PER_H)
         self.firing_prefix = firing_prefix or asset.replace("/", "-")
@@ -193,6 +195,8 @@ class ShuttleKiln:
         self.rate = np.zeros(zones)
         self.segment = -1
         self.events: list[dict[str, object]] = []  # firing start/end, drained by the caller
+        if self.t_ns < start_ns:
+            self.advance_to(start_ns)
 
     @property
     def zones(self) -> int:

@@ -267,7 +267,7 @@ def parse_scenario(data: dict[str, Any], file: str) -> Scenario:
                     zones,
                     k.get("thermocouples_per_zone", "int", 2, lo=1, hi=8),
                     progs,
-                    k.get("first_firing_h", "float", 0.25, lo=0.0, hi=1000.0),
+                    k.get("first_firing_h", "float", 0.25, lo=-1000.0, hi=1000.0),
                     k.get("idle_hours", "float", 4.0, lo=0.0, hi=1000.0),
                     profile,
                     k.get("push_interval_min", "float", 52.0, lo=1.0, hi=1440.0),

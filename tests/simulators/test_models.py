@@ -190,3 +190,15 @@ def test_forced_breakdown_holds_until_released_and_reject_burst_rejects() -> Non
     assert p.advance().state["state"] == "running"
     cycles = [p.advance().cycle for _ in range(5)]
     assert all(c is None or c["result"] == "reject" for c in cycles)
+
+
+def test_a_kiln_can_be_met_mid_firing() -> None:
+    start = 100 * NS_PER_H
+    kiln = ShuttleKiln(
+        "e/s/l/kiln-1", 2, 2, [LARGE], np.random.default_rng(1), start, first_firing_h=-52.0
+    )
+    assert kiln.t_ns == start
+    snap = kiln.snapshot()
+    assert snap["state"].value == "cooling" and snap["firing_id"].value
+    assert 600 < snap["zone1_tc1_temperature_c"].true_value < 1000
+    assert kiln.events[0]["phase"] == "start" and kiln.events[0]["t_ns"] == start - 52 * NS_PER_H

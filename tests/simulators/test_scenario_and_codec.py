@@ -219,3 +219,11 @@ def test_kilnworks_simulate_runs_writes_manifest_and_truth(
     ]
     cycles = [json.loads(x) for x in (truth / files[3]).read_text().splitlines() if '"cycle"' in x]
     assert cycles and all(c["delivered"] for c in cycles)
+
+
+def test_shangbu_meets_its_shuttle_kilns_in_different_states() -> None:
+    from simulators.fleet import Fleet
+
+    fleet = Fleet("shangbu")  # models only: nothing is started
+    states = {a: k.snapshot()["state"].value for a, k in fleet.kilns.items() if k.kind == "shuttle"}
+    assert {"heating", "cooling", "idle"} <= set(states.values())
