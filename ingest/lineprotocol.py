@@ -345,8 +345,8 @@ def encode_batch(batch: ReadingBatch, precision: str = "ns") -> EncodedBatch:
     is_float = kind == KIND_FLOAT
     finite = np.isfinite(batch.number)
     reject(np.flatnonzero(is_float & ~finite), "value is not a finite number (NaN or inf)")
-    rows = np.flatnonzero(is_float & finite)
-    values[rows] = _float_texts(batch.number[rows])
+    float_rows = np.flatnonzero(is_float & finite)
+    float_texts = _float_texts(batch.number[float_rows])
     rows = np.flatnonzero(kind == KIND_INT)
     values[rows] = _int_texts(batch.integer[rows], "i")
     rows = np.flatnonzero(kind == KIND_BOOL)
@@ -381,20 +381,28 @@ def encode_batch(batch: ReadingBatch, precision: str = "ns") -> EncodedBatch:
                 [f",quality={q}i,received_ns={int(recv[0])}i ".encode() for q in range(3)],
                 dtype=object,
             )
-            columns = [prefixes[codes[index]], values[index], tails[quality]]
+            columns = [prefixes[codes[index]], None, tails[quality]]
         else:
             columns = [
                 prefixes[codes[index]],
-                values[index],
+                None,
                 _QUALITY_TEXT[quality],
                 _int_texts(recv, "i "),
             ]
+        # All floats and all valid (the kiln case): the texts are already in line order.
+        if len(float_texts) == m == n:
+            columns[1] = float_texts
+        else:
+            values[float_rows] = float_texts
+            columns[1] = values[index]
         columns.append(_int_texts(t[index]))
-        parts = np.empty((m, len(columns) + 1), dtype=object)
-        for j, column in enumerate(columns):
-            parts[:, j] = column
-        parts[:, -1] = b"\n"
-        body = b"".join(parts.ravel().tolist())[:-1]
+        columns.append([b"\n"])
+        width = len(columns)
+        pieces: list = [b"\n"] * (width * m)
+        for j, column in enumerate(columns[:-1]):
+            # extended-slice assignment from a list is a C loop over references
+            pieces[j::width] = column.tolist() if isinstance(column, np.ndarray) else column
+        body = b"".join(pieces)[:-1]
     rejected = []
     for i, why in sorted(reasons.items()):
         reading = _reading_at(batch, i)
