@@ -63,15 +63,11 @@ def _bad_at(samples: list[dict]):
     return bad
 
 
-def stored(url: str, asset: str, field: str, start: int, end: int) -> dict[int, tuple]:
-    store = open_store(url)
-    try:
-        rows = store.readings(asset, field, start, end)
-        if hasattr(rows, "to_readings"):
-            rows = rows.to_readings()
-        return {r.source_time_ns: (r.value, r.quality) for r in rows}
-    finally:
-        store.close()
+def stored(store, asset: str, field: str, start: int, end: int) -> dict[int, tuple]:
+    rows = store.readings(asset, field, start, end)
+    if hasattr(rows, "to_readings"):
+        rows = rows.to_readings()
+    return {r.source_time_ns: (r.value, r.quality) for r in rows}
 
 
 def is_historized(field: str) -> bool:
@@ -82,6 +78,14 @@ def compare(
     url: str, truth_dir: Path, manifest: dict, start: int, end: int, *, historized_only=False
 ) -> dict[str, int]:
     """Assert the store holds the truth in [start, end); return counts for the report."""
+    store = open_store(url)
+    try:
+        return _compare(store, truth_dir, manifest, start, end, historized_only)
+    finally:
+        store.close()
+
+
+def _compare(store, truth_dir, manifest, start, end, historized_only) -> dict[str, int]:
     counts = {"complete": 0, "checked": 0}
     for server in manifest["opcua"]:
         for kiln in server["kilns"]:
@@ -91,7 +95,7 @@ def compare(
                 if historized_only and not is_historized(field):
                     continue
                 samples = [s for s in truth.get(field, []) if start <= s["t_ns"] < end]
-                got = stored(url, asset, field, start, end)
+                got = stored(store, asset, field, start, end)
                 by_time = {s["t_ns"]: s for s in samples}
                 # The gateway historizes every tick of a broken thermocouple while the truth
                 # file records only the first Bad sample of a run (a repeat is not re-sent
