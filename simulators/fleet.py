@@ -50,6 +50,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import shutil
 import socket
 import tempfile
 import time
@@ -152,7 +153,8 @@ class Fleet:
         self.scheduled_faults = scheduled_faults
         self.connect_timeout_s = connect_timeout_s
         self._own_state_dir = state_dir is None
-        self.state_dir = Path(state_dir or tempfile.mkdtemp(prefix="kilnworks-sim-state-"))
+        # certificates: the given dir, or a temp dir made at start() and removed at stop()
+        self.state_dir: Path | None = Path(state_dir) if state_dir else None
         interval = sample_interval_s if sample_interval_s is not None else sc.sample_interval_s
         hz = max_publish_hz if max_publish_hz is not None else sc.max_publish_hz
         self.sample_interval_s = max(interval, speed / hz)
@@ -235,6 +237,8 @@ class Fleet:
             return
         self._started = True
         loop = asyncio.get_running_loop()
+        if self.state_dir is None:
+            self.state_dir = Path(tempfile.mkdtemp(prefix="kilnworks-sim-state-"))
         sc = self.scenario
         for i, ent in enumerate(sc.enterprises):
             kilns = [
@@ -336,6 +340,9 @@ class Fleet:
         )
         self.truth.close()
         self._started = False
+        if self._own_state_dir and self.state_dir is not None:
+            shutil.rmtree(self.state_dir, ignore_errors=True)  # our temp dir: certificates go too
+            self.state_dir = None
 
     # ----------------------------------------------------------------- manifest
     def manifest(self) -> dict[str, Any]:
