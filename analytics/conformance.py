@@ -846,6 +846,7 @@ def _last_span_rate(
         return rate
     thr = peak - s.cone_span_c
     last = np.full(k, -1, dtype=np.int64)  # last valid sample below thr before the peak
+    nxt = ipeak.astype(np.int64, copy=True)  # the next valid sample after it (peak at latest)
     # Look in a window just before the peak first: the last 100 °C usually takes well under
     # `_CONE_WINDOW` samples, so this reads (K, W) samples instead of (K, N); rows not settled
     # there are scanned in full.
@@ -853,35 +854,37 @@ def _last_span_rate(
     cand = np.flatnonzero(np.isfinite(peak))
     if cand.size:
         cols = ipeak[cand, None] - w + np.arange(w)[None, :]  # ends just before the peak
-        in_row = cols >= 0
         cc = np.maximum(cols, 0)
         rr = cand[:, None]
+        ok_w = ok[rr, cc] & (cols >= 0)
         with np.errstate(invalid="ignore"):
-            below_w = (y[rr, cc] < thr[cand, None]) & ok[rr, cc] & in_row
-        found = below_w.any(axis=1)
-        last[cand[found]] = cols[found, w - 1 - below_w[found, ::-1].argmax(axis=1)]
-        rest = cand[~found & (ipeak[cand] > w)]  # the window did not reach the row's start
+            below_w = (y[rr, cc] < thr[cand, None]) & ok_w
+        found = np.flatnonzero(below_w.any(axis=1))
+        if found.size:
+            pos = w - 1 - below_w[found, ::-1].argmax(axis=1)
+            last[cand[found]] = cols[found, pos]
+            after = ok_w[found] & (np.arange(w)[None, :] > pos[:, None])
+            has_next = after.any(axis=1)
+            nxt[cand[found[has_next]]] = cols[found[has_next], after[has_next].argmax(axis=1)]
+        rest = cand[~below_w.any(axis=1) & (ipeak[cand] > w)]  # window short of the start
         if rest.size:
+            col = np.arange(n)[None, :]
             with np.errstate(invalid="ignore"):
                 below = np.less(y[rest], thr[rest, None])
             below &= ok[rest]
-            below &= np.arange(n)[None, :] < ipeak[rest, None]
+            below &= col < ipeak[rest, None]
             any_below = below.any(axis=1)
-            last[rest[any_below]] = n - 1 - below[any_below, ::-1].argmax(axis=1)
+            rest = rest[any_below]
+            pos = n - 1 - below[any_below, ::-1].argmax(axis=1)
+            last[rest] = pos
+            after = ok[rest] & (col > pos[:, None]) & (col <= ipeak[rest, None])
+            nxt[rest] = after.argmax(axis=1)  # the peak itself is valid: always one
     has = last >= 0
     if not has.any():
         return rate
     rows = np.nonzero(has)[0]
     i = last[rows]
-    # the next usable sample after the crossing (the peak at the latest): one short scan per
-    # thermocouple, not per sample
-    j = np.asarray(
-        [
-            a + 1 + int(ok[r, a + 1 : p + 1].argmax())
-            for r, a, p in zip(rows, i, ipeak[rows], strict=True)
-        ],
-        dtype=np.int64,
-    )
+    j = nxt[rows]
     ti, tj = t_s[i], t_s[j]
     yi, yj = y[rows, i], y[rows, j]
     bridge = ok[rows, j] & (tj - ti <= s.max_gap_s) & (yj > yi)
@@ -967,7 +970,8 @@ def _stalls(
     np.cumsum(sums, axis=2, out=prefix[:, :, 1:])
     first_t = t_s[0 : g * b : b]  # time of each block's first sample
     last_t = t_s[b - 1 : g * b : b]  # ... and last sample
-    out: list[Stall] = []
+    # windows of every ramp, evaluated together: one gather and one slope computation
+    win_ends, win_starts, win_ramp = [], [], []
     for j, lo, hi in ramp_ranges:
         g0 = -(-lo // b)  # first block starting inside the ramp
         g1 = hi // b  # blocks [g0, g1) end inside the ramp
@@ -979,24 +983,31 @@ def _stalls(
         ok &= (last_t[ends] - first_t[np.minimum(starts, g - 1)]) >= 0.5 * win
         for p0, p1 in paused_s:
             ok &= (last_t[ends] <= p0) | (first_t[np.minimum(starts, g - 1)] >= p1)
-        if not ok.any():
-            continue
-        ends, starts = ends[ok], starts[ok]
-        rate = ls_slope(prefix[:, :, ends + 1] - prefix[:, :, starts])
-        slow = rate < s.stall_rate_c_h
-        r = runs(slow, last_t[ends], 1.5 * b * step)
-        for i in range(r.row.size):
-            row, a0, a1 = int(r.row[i]), int(r.first[i]), int(r.last[i])
-            begin = start_ns + round(first_t[starts[a0]] * NS_PER_S)
-            end = start_ns + round(last_t[ends[a1]] * NS_PER_S)
-            out.append(
-                Stall(
-                    thermocouple=names[row],
-                    start_ns=begin,
-                    end_ns=end,
-                    duration_s=(end - begin) / NS_PER_S,
-                    min_rate_c_h=float(np.nanmin(rate[row, a0 : a1 + 1])),
-                    segment=j,
-                )
+        if ok.any():
+            win_ends.append(ends[ok])
+            win_starts.append(starts[ok])
+            win_ramp.append(np.full(int(ok.sum()), j))
+    if not win_ends:
+        return []
+    ends, starts = np.concatenate(win_ends), np.concatenate(win_starts)
+    ramp = np.concatenate(win_ramp)
+    rate = ls_slope(prefix[:, :, ends + 1] - prefix[:, :, starts])
+    slow = rate < s.stall_rate_c_h
+    # a stall never runs from one ramp into the next
+    r = runs(slow, last_t[ends], 1.5 * b * step, breaks=ramp[1:] != ramp[:-1])
+    out: list[Stall] = []
+    for i in np.lexsort((r.first, r.row, ramp[r.first])):  # by ramp, thermocouple, time
+        row, a0, a1 = int(r.row[i]), int(r.first[i]), int(r.last[i])
+        begin = start_ns + round(first_t[starts[a0]] * NS_PER_S)
+        end = start_ns + round(last_t[ends[a1]] * NS_PER_S)
+        out.append(
+            Stall(
+                thermocouple=names[row],
+                start_ns=begin,
+                end_ns=end,
+                duration_s=(end - begin) / NS_PER_S,
+                min_rate_c_h=float(np.nanmin(rate[row, a0 : a1 + 1])),
+                segment=int(ramp[a0]),
             )
+        )
     return out

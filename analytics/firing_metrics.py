@@ -288,9 +288,12 @@ class Runs:
     last: np.ndarray
 
 
-def runs(flag: np.ndarray, t_s: np.ndarray, max_gap_s: float) -> Runs:
+def runs(
+    flag: np.ndarray, t_s: np.ndarray, max_gap_s: float, breaks: np.ndarray | None = None
+) -> Runs:
     """Maximal runs of True in each row of ``flag`` (K, N); a gap longer than ``max_gap_s``
-    between two samples ends a run (we do not know what happened inside it).
+    between two samples ends a run (we do not know what happened inside it), and so does
+    ``breaks[i]`` (N - 1,) True between samples ``i`` and ``i + 1`` (e.g. a segment change).
 
     Works on the flagged samples only (excursions and stalls are rare), so its cost beyond one
     scan of ``flag`` is proportional to the number of flagged samples.
@@ -302,6 +305,8 @@ def runs(flag: np.ndarray, t_s: np.ndarray, max_gap_s: float) -> Runs:
         return Runs(e, e, e)
     rows, cols = np.divmod(flat, n)
     gap_ok = np.append(np.diff(t_s) <= max_gap_s, False)  # (N,): interval to the next sample
+    if breaks is not None:
+        gap_ok[:-1] &= ~breaks
     link = (rows[1:] == rows[:-1]) & (cols[1:] == cols[:-1] + 1) & gap_ok[cols[:-1]]
     first = np.ones(flat.size, dtype=bool)
     first[1:] = ~link
