@@ -286,3 +286,38 @@ def _wait_healthy(port: int, timeout_s: float) -> None:
         timeout_s,
         "the agent's /healthz to answer 200",
     )
+
+
+async def test_influxdb_restart_mid_run_loses_nothing(tmp_path, influxdb, mosquitto_shared):
+    """The store goes away for a while: the spool holds what the agent accepted, the forwarder
+    retries, and every historized sample still arrives once."""
+    database = "kilnworks_e2e"
+    influxdb.create_database(database)
+    url = influxdb.store_url(database)
+    fleet = await fleet_for(tmp_path, mosquitto_shared)
+    async with fleet:
+        manifest = fleet.manifest()
+        config = parse_agent_text(agent_text(manifest, tmp_path, url, ""), "e2e-agent.toml")
+        agent = Agent(config)
+        await asyncio.to_thread(agent.start)
+        try:
+            await wait_for(
+                lambda: all(s["connected"] for s in agent.source_status().values()), 30, "connect"
+            )
+            start = fleet.clock.now_ns() + int(2 * fleet.sample_interval_s * 1e9)
+            await asyncio.sleep(1.0)
+            await asyncio.to_thread(influxdb.stop)
+            # readings keep arriving and wait in the spool
+            depth = agent.spool.depth()
+            await wait_for(lambda: agent.spool.depth() > depth + 50, 30, "the spool to grow")
+            await asyncio.to_thread(influxdb.start)
+            await asyncio.sleep(1.0)
+            end = fleet.clock.now_ns()
+            counts = await asyncio.to_thread(
+                wait_complete, url, tmp_path / "truth", manifest, start, end
+            )
+            forwarder = agent.forwarder_status()
+        finally:
+            await asyncio.to_thread(agent.stop)
+    assert counts["complete"] >= 50  # 10 thermocouples x >= 5 ticks across the outage
+    assert forwarder["store_unavailable"] >= 1  # it did notice the outage
