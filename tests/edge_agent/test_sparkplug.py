@@ -232,6 +232,41 @@ def test_birth_properties_give_the_unit_unless_the_config_does(config) -> None:
     assert units["pressure_mpa"] == "MPa"  # [[source.metric]] wins over the device
 
 
+def test_node_metrics_map_to_an_asset_and_unlisted_metrics_can_be_ignored() -> None:
+    text = """
+[[source]]
+type = "sparkplug"
+name = "gateway"
+url = "mqtt://127.0.0.1"
+unlisted_metrics = "ignore"
+  [[source.device]]
+  edge_node = "{enterprise}-forming"
+  asset = "{enterprise}/plant-1/forming-shop/gateway"
+  [[source.metric]]
+  name = "Line/Speed"
+  field = "line_speed_m_min"
+  unit = "m/min"
+"""
+    config = parse_sparkplug_source(next(parse_toml(text, "t.toml").tables("source")))
+    host = SparkplugHost(config, FakeClock())
+    node = Node()
+    topic, _ = node.nbirth()
+    p = Payload(timestamp=1000, seq=0)
+    set_metric_value(p.metrics.add(name="bdSeq"), DataType.UINT64, 0)
+    set_metric_value(p.metrics.add(name="Line/Speed", alias=1), DataType.FLOAT, 12.5)
+    set_metric_value(p.metrics.add(name="Firmware", alias=2), DataType.STRING, "v1")
+    birth = host.handle(topic, p.SerializeToString(), 1)
+    assert [(r.asset, r.field, r.value, r.unit) for r in birth.readings] == [
+        ("xinghai/plant-1/forming-shop/gateway", "line_speed_m_min", 12.5, "m/min")
+    ]
+    d = Payload(timestamp=2000, seq=1)
+    set_metric_value(d.metrics.add(alias=1), DataType.FLOAT, 13.0)
+    set_metric_value(d.metrics.add(alias=2), DataType.STRING, "v2")
+    data = host.handle(node.topic("NDATA"), d.SerializeToString(), 1)
+    assert [(r.field, r.value) for r in data.readings] == [("line_speed_m_min", 13.0)]
+    assert data.rejects == [] and data.commands == []
+
+
 def test_seq_gap_requests_a_rebirth_once_per_interval_and_keeps_the_data(config) -> None:
     clock = FakeClock()
     host = SparkplugHost(config, clock)
