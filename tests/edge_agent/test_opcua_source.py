@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import time
 from pathlib import Path
 
@@ -298,3 +299,36 @@ async def test_unreachable_server_backs_off_with_jitter(tmp_path):
         await wait_for(lambda: source.last_error != "", 20, "a connection error")
     assert not source.connected
     assert time.monotonic() - started < 20
+
+
+async def test_network_drop_without_fin_is_detected_and_the_gap_filled(tmp_path):
+    """Traffic stops without the socket closing: the keep-alive probe notices, the source
+    reconnects once the network is back and HistoryRead fills what it missed."""
+    from tests.edge_agent.tcp_proxy import BlackholeProxy
+
+    server = KilnServer(tmp_path, zones=1, thermocouples=2)
+    await server.start()
+    proxy = BlackholeProxy(server.port)
+    await proxy.start()
+    try:
+        cfg = source_config(server, tmp_path, extra="request_timeout_s = 1.0")
+        via_proxy = cfg.endpoint.replace(f":{server.port}/", f":{proxy.port}/")
+        cfg = dataclasses.replace(cfg, endpoint=via_proxy, watchdog_s=0.5)
+        source = OpcUaSource(cfg, state_dir=tmp_path / "state")
+        output = RecordingOutput()
+        async with running(source, output):
+            await asyncio.wait_for(source.connected_event.wait(), 20)
+            await publish_series(server, 5, T0)
+            await wait_all_published(server, output, "before the drop")
+            proxy.blackhole()
+            await publish_series(server, 5, T0 + 10**9)  # nobody hears these live
+            await wait_for(lambda: not source.connected, 30, "the probe to notice")
+            proxy.restore()
+            await wait_for(lambda: source.connected, 30, "reconnect")
+            await publish_series(server, 5, T0 + 2 * 10**9)
+            await wait_all_published(server, output, "every sample across the drop")
+        assert_exactly_published(server, output, since_ns=T0)
+        assert source.status()["history_readings"] > 0
+    finally:
+        await proxy.stop()
+        await server.stop()
