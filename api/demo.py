@@ -159,7 +159,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
 def sim_clock(start_ns: int, speed: float, wall0_ns: int) -> Callable[[], int]:
     """The simulators' clock, recomputed here: the API's "now" must be simulated time, or
     every kiln would look silent (its source times run ahead of the wall clock). ``wall0_ns``
-    is when the simulators pinned ``start_ns``: they write the manifest right after."""
+    is when the simulators pinned ``start_ns`` (the manifest's ``clock`` says so exactly)."""
 
     def now() -> int:
         return start_ns + int((time.time_ns() - wall0_ns) * speed)
@@ -265,7 +265,12 @@ def _run(args: argparse.Namespace, root: Path, children: list[Child]) -> int:
     agent = Child("agent", _kilnworks("agent", "run", "--config", str(agent_conf)), root)
     children.append(agent)
 
-    clock = sim_clock(start_ns, args.speed, manifest_path.stat().st_mtime_ns)
+    pinned = manifest.get("clock", {})
+    clock = sim_clock(
+        int(pinned.get("start_time_ns", start_ns)),
+        float(pinned.get("speed", args.speed)),
+        int(pinned.get("wall_start_ns", manifest_path.stat().st_mtime_ns)),
+    )
     return asyncio.run(_serve(args, root, store_url, clock, [sim, agent]))
 
 
@@ -301,7 +306,14 @@ async def _serve(
     store = open_store(store_url)
     app = create_app(settings, store=store, meta=meta, clock=clock)
     server = uvicorn.Server(
-        uvicorn.Config(app, host=args.host, port=args.port, log_level="warning", lifespan="on")
+        uvicorn.Config(
+            app,
+            host=args.host,
+            port=args.port,
+            log_level="warning",
+            lifespan="on",
+            timeout_graceful_shutdown=3,  # browsers keep connections open; do not wait on them
+        )
     )
     url = f"http://{args.host}:{args.port}/"
     print(
@@ -336,7 +348,6 @@ async def _serve(
                 )
     finally:
         server.should_exit = True
-        server.force_exit = True  # do not wait for browsers' keep-alive connections
         with contextlib.suppress(Exception):
             await asyncio.wait_for(serving, 10)
         store.close()
