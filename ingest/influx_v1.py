@@ -37,6 +37,7 @@ import gzip
 import io
 import json
 import logging
+import operator
 import re
 import threading
 from collections.abc import Callable, Iterator
@@ -394,10 +395,7 @@ class InfluxV1Store:
         kind = self.field_types([field]).get(field)
         if kind is None or end_ns <= start_ns:
             return _empty_series(kind == "string")
-        where = (
-            f'WHERE "asset" = {quote_string(asset)} AND time >= {int_literal(start_ns)} '
-            f"AND time < {int_literal(end_ns)}"
-        )
+        where = f'WHERE "asset" = {quote_string(asset)} AND {_time_range(start_ns, end_ns)}'
         source = self._from(field)
         if window_ns is None:
             statement = f'SELECT "value","quality" FROM {source} {where}'
@@ -450,17 +448,21 @@ class InfluxV1Store:
             ) from exc
         return blocks.finish()
 
-    def readings(self, asset: str, field: str, start_ns: int, end_ns: int) -> list[Reading]:
-        """Every stored reading of one field of an asset in ``[start_ns, end_ns)``, exactly as
-        written (value type, quality, receive time, unit): for export and round-trip tests."""
+    def readings(
+        self, asset: str, field: str, start_ns: int, end_ns: int, *, limit: int | None = None
+    ) -> list[Reading]:
+        """The stored readings of one field of an asset in ``[start_ns, end_ns)``, oldest
+        first, exactly as written (value type, quality, receive time, unit); at most ``limit``
+        of them (``kilnworks export`` pages with it). For export and round-trip tests."""
         kind = self.field_types([field]).get(field)
-        if kind is None:
+        if kind is None or end_ns <= start_ns:
             return []
         statement = (
             f'SELECT "value","quality","received_ns","unit" FROM {self._from(field)} '
-            f'WHERE "asset" = {quote_string(asset)} AND time >= {int_literal(start_ns)} '
-            f"AND time < {int_literal(end_ns)}"
+            f'WHERE "asset" = {quote_string(asset)} AND {_time_range(start_ns, end_ns)}'
         )
+        if limit is not None:
+            statement += f" ORDER BY time ASC LIMIT {int_literal(max(1, limit))}"
         (result,) = self._query_json(statement)
         return [r for s in result.get("series", []) for r in _readings_of(s, asset, field, kind)]
 
@@ -609,6 +611,14 @@ def write_isolating(
     w1, r1 = write_isolating(lines, lo, mid, post, where)
     w2, r2 = write_isolating(lines, mid, hi, post, where)
     return w1 + w2, r1 + r2
+
+
+def _time_range(start_ns: int, end_ns: int) -> str:
+    """``time >= start AND time < end``, clamped to int64 (InfluxQL's literal range)."""
+    # operator.index: ints and NumPy ints pass, floats and strings raise TypeError
+    start = max(operator.index(start_ns), -(2**63))
+    end = min(operator.index(end_ns), 2**63 - 1)
+    return f"time >= {int_literal(start)} AND time < {int_literal(end)}"
 
 
 def _json_int(text: str) -> int | float:

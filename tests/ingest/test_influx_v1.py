@@ -371,3 +371,19 @@ def test_precision_option_truncates_stored_times(influx_database):
         assert store.write(batch).written == 1
         got = store.series(KILN, "gas_flow_m3_h", T0, T0 + HOUR)
     assert got.time_ns.tolist() == [t // 1_000_000 * 1_000_000]
+
+
+def test_readings_pages_oldest_first_and_wide_ranges_are_fine(influx_database):
+    batch = kiln_floats(10)
+    with InfluxV1Store.from_url(influx_database) as store:
+        store.write(batch)
+        first = store.readings(KILN, "zone1_tc1_temperature_c", -(2**63), 2**63, limit=4)
+        assert [r.source_time_ns for r in first] == batch.source_time_ns[:4].tolist()
+        rest = store.readings(
+            KILN, "zone1_tc1_temperature_c", first[-1].source_time_ns + 1, 2**70, limit=100
+        )
+        assert [r.value for r in first + rest] == batch.number.tolist()
+        whole = store.series(KILN, "zone1_tc1_temperature_c", np.int64(-(2**63)), 2**64)
+        assert len(whole) == 10
+        with pytest.raises(TypeError):
+            store.series(KILN, "zone1_tc1_temperature_c", 0.5, 2**64)  # type: ignore[arg-type]
