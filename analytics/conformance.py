@@ -258,6 +258,23 @@ def judge_firing(
     """
     settings = settings or ConformanceSettings()
     t, y, q, names = _check_inputs(time_ns, temps_c, quality, thermocouples)
+    return _judge_group(programme, t, y, q, names, start_ns, pauses, settings, workspace)[0]
+
+
+def _judge_group(
+    programme: Programme,
+    t: np.ndarray,
+    y: np.ndarray,
+    q: np.ndarray | None,
+    names: tuple[str, ...],
+    start_ns: int,
+    pauses: Sequence[tuple[int, int]],
+    settings: ConformanceSettings,
+    workspace: Workspace | None,
+    shifts_ns: Sequence[int] = (0,),
+) -> list[FiringReport]:
+    """Checked inputs of one firing (or of ``len(shifts_ns)`` firings stacked in ``y`` that
+    share its programme time axis, see :func:`_judge`) -> reports."""
     prog_t = programme_time_s(t, start_ns, pauses)
     sp = programme.setpoint_c(prog_t)
     end_ns = _judged_end_ns(programme, t, start_ns, pauses)
@@ -284,6 +301,7 @@ def judge_firing(
         settings,
         pauses,
         workspace,
+        shifts_ns,
     )
 
 
@@ -329,24 +347,56 @@ def judge_firings(
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
 
+    settings = settings or ConformanceSettings()
+
+    def same_axis(i: int, j: int) -> bool:
+        """Firing j can be judged together with firing i (see _judge): same programme, same
+        length, no pauses, and the same programme time at every sample (exact, int64)."""
+        n = int(lengths[i])
+        return (
+            progs[j] is progs[i]
+            and int(lengths[j]) == n
+            and (pauses is None or (not pauses[i] and not pauses[j]))
+            and bool(np.array_equal(t[j, :n] - starts[j], t[i, :n] - starts[i]))
+        )
+
     def chunk(indices: range) -> list[FiringReport]:
         ws = Workspace()
-        out = []
-        for i in indices:
+        out: list[FiringReport] = []
+        i, stop = indices.start, indices.stop
+        while i < stop:
             n = int(lengths[i])
-            out.append(
-                judge_firing(
+            k = y.shape[1]
+            limit = max(1, _GROUP_CELLS // max(k * n, 1))
+            j = i + 1
+            while j < stop and j - i < limit and same_axis(i, j):
+                j += 1
+            # checks (shapes, sorted time, names) on the first firing; the others share them
+            tt, _, _, names = _check_inputs(
+                t[i, :n],
+                y[i, :, :n],
+                None if quality is None else quality[i, :, :n],
+                thermocouples,
+            )
+            yy = y[i:j, :, :n].reshape((j - i) * k, n)
+            if not np.issubdtype(yy.dtype, np.floating):
+                yy = yy.astype(np.float64)
+            qq = None if quality is None else np.asarray(quality)[i:j, :, :n].reshape(-1, n)
+            out.extend(
+                _judge_group(
                     progs[i],
-                    t[i, :n],
-                    y[i, :, :n],
-                    None if quality is None else quality[i, :, :n],
-                    start_ns=int(starts[i]),
-                    pauses=() if pauses is None else pauses[i],
-                    thermocouples=thermocouples,
-                    settings=settings,
-                    workspace=ws,
+                    tt,
+                    yy,
+                    qq,
+                    names,
+                    int(starts[i]),
+                    () if pauses is None else pauses[i],
+                    settings,
+                    ws,
+                    [int(starts[f]) - int(starts[i]) for f in range(i, j)],
                 )
             )
+            i = j
         return out
 
     if workers == 1 or f_count < 2:
@@ -381,7 +431,7 @@ def judge_curve(
     end = int(t[judged[-1]]) if len(judged) else start
     return _judge(
         t, start, end, end - start, sp, y, q, names, (), np.zeros(1, int), [], name, settings, ()
-    )
+    )[0]
 
 
 def deviation_series(
@@ -484,69 +534,62 @@ def _judge(
     s: ConformanceSettings,
     pauses: Sequence[tuple[int, int]],
     ws: Workspace | None = None,
-) -> FiringReport:
-    k, n = y.shape
+    shifts_ns: Sequence[int] = (0,),
+) -> list[FiringReport]:
+    """Judge ``len(shifts_ns)`` firings at once whose rows are stacked in ``y``: firing ``f``
+    is rows ``[f*K, (f+1)*K)`` (K = ``len(names)``) and happened ``shifts_ns[f]`` after the
+    one described by ``t_ns``/``start_ns``/... (same programme time axis, no pauses).
+
+    Why: every NumPy call costs microseconds of dispatch whatever its size; a firing needs a
+    few hundred, so judging several firings that share a time axis in one set of calls
+    amortises that cost (see the benchmark section of docs/analytics-firing.md). Everything
+    except the kiln-level aggregates is per thermocouple row anyway."""
+    rows_all, n = y.shape
+    k = len(names)
     t_s = (t_ns - np.int64(start_ns)).astype(np.float64) / NS_PER_S
     # Wall time during which the setpoint exists: what coverage is measured against.
     judged_s = max(cover_ns / NS_PER_S, 0.0)
+    kk = rows_all  # rows judged together
 
     ws = ws or Workspace()
     # Validity and deviation. Every (K, N) temporary lives in the workspace (see Workspace);
     # invalid samples hold 0 in d / a / y0, so plain sums and argmax need no masks.
-    temps_ok = np.isfinite(y, out=ws.bool("temps_ok", (k, n)))
+    temps_ok = np.isfinite(y, out=ws.bool("temps_ok", (kk, n)))
     if q is not None:
         temps_ok &= q <= s.max_quality
     judged = np.isfinite(sp)  # (N,): the setpoint exists
-    not_ok = np.logical_not(temps_ok, out=ws.bool("not_ok", (k, n)))
+    not_ok = np.logical_not(temps_ok, out=ws.bool("not_ok", (kk, n)))
     bad_rows, bad_cols = _sparse(not_ok)  # unusable readings: few, kept as a list
     all_ok = bad_rows.size == 0
-    d = np.subtract(y, sp[None, :], out=ws.float("d", (k, n)))
+    d = np.subtract(y, sp[None, :], out=ws.float("d", (kk, n)))
     d[bad_rows, bad_cols] = 0.0
     _zero_unjudged(d, judged)
     # valid = usable reading where the setpoint exists
     bad_judged = judged[bad_cols]
-    n_valid = int(judged.sum()) - np.bincount(bad_rows[bad_judged], minlength=k)
+    n_valid = int(judged.sum()) - np.bincount(bad_rows[bad_judged], minlength=kk)
     if all_ok and y.dtype == np.float64:
         y0 = y  # nothing to blank out: no copy
     else:
-        y0 = ws.float("y0", (k, n))
+        y0 = ws.float("y0", (kk, n))
         np.copyto(y0, y)
         y0[bad_rows, bad_cols] = 0.0
 
-    # spread across thermocouples, where at least two read (the count comes from the sparse
-    # list of unusable samples: no pass over the (K, N) mask)
-    with np.errstate(all="ignore"):
-        both = (k - np.bincount(bad_cols, minlength=n)) >= 2
-        if q is None:  # invalid == NaN (or ±inf, caught below): fmax/fmin skip NaN for free
-            hi_c, lo_c = np.fmax.reduce(y, axis=0), np.fmin.reduce(y, axis=0)
-        if q is not None or not (np.isfinite(hi_c).all() and np.isfinite(lo_c).all()):
-            hi_c = np.maximum.reduce(y, axis=0, where=temps_ok, initial=-np.inf)
-            lo_c = np.minimum.reduce(y, axis=0, where=temps_ok, initial=np.inf)
-        spread = np.where(both, hi_c - lo_c, np.nan)
-    spread_max, spread_max_ns, spread_mean = math.nan, None, math.nan
-    if n and both.any():
-        sw, _ = interval_weights(t_s, both[None, :], s.max_gap_s)
-        i = int(np.nanargmax(spread))
-        spread_max, spread_max_ns = float(spread[i]), int(t_ns[i])
-        if sw.sum() > 0:
-            spread_mean = float(np.nansum(spread * sw[0]) / sw.sum())
-
-    a = np.abs(d, out=ws.float("a", (k, n)))
+    a = np.abs(d, out=ws.float("a", (kk, n)))
     # valid (for weights) = usable reading and judged; judged columns enter via the weights
     # Few unusable samples (plant data): shared weights + sparse corrections; many (e.g. own
     # timestamps per thermocouple on a union axis): a dense weight array is cheaper.
-    if bad_rows.size > 0.2 * k * n:
+    if bad_rows.size > 0.2 * kk * n:
         weights = DenseWeights(t_s, judged, temps_ok, s.max_gap_s)
     else:
         weights = SampleWeights(t_s, judged, temps_ok, bad_rows, bad_cols, s.max_gap_s)
     wsum = covered_s = weights.total()
-    rows_k = np.arange(k)
+    rows_k = np.arange(kk)
     if n:
         imax = a.argmax(axis=1)
         a_max = a[rows_k, imax]
         max_abs = np.where(n_valid > 0, a_max, np.nan)
     else:
-        imax, a_max, max_abs = np.zeros(k, int), np.zeros(k), np.full(k, np.nan)
+        imax, a_max, max_abs = np.zeros(kk, int), np.zeros(kk), np.full(kk, np.nan)
     # outside the band: rare, so handled as a sparse list of (row, column), and only rows whose
     # largest deviation leaves the band are scanned (invalid samples: a == 0)
     out_rows, out_cols = _outside(a, a_max, s.band_c, ws)
@@ -555,17 +598,15 @@ def _judge(
         mean_abs = weights.weighted_sum(a) / wsum
         wd2 = weights.weighted_sum_sq(d)
         rms = np.sqrt(wd2 / wsum)
-        w_out = np.bincount(out_rows, weights=out_w, minlength=k).astype(np.float64)
+        w_out = np.bincount(out_rows, weights=out_w, minlength=kk).astype(np.float64)
         share = 1.0 - w_out / wsum
-        coverage = np.clip(covered_s / judged_s, 0.0, 1.0) if judged_s > 0 else np.zeros(k)
+        coverage = np.clip(covered_s / judged_s, 0.0, 1.0) if judged_s > 0 else np.zeros(kk)
     undefined = wsum <= 0
     mean_abs[undefined] = rms[undefined] = share[undefined] = np.nan
 
-    # segments
+    # segments: per-row arrays first, reports per firing below
     t_h = t_s / 3600.0
     seg_idx_at = np.full(n, -1, dtype=np.int64)
-    segments: list[SegmentReport] = []
-    hold_worst = []
     ramp_ranges = []
     blocks = None
     if spans and n:
@@ -581,49 +622,30 @@ def _judge(
     tiled = True  # the segment ranges tile [bounds[0], bounds[-1]) in order
     if covered_to > 0:
         peak_parts.append(_masked_argmax(y0, temps_ok, 0, min(covered_to, n), ws))
+    seg_rows = []  # per segment: (lo, hi, achieved, soak, hold max |dev|, hold valid, peaks)
     for j, span in enumerate(spans):
         lo, hi = int(bounds[j]), int(bounds[j + 1])
         hi = max(hi, lo)
         tiled &= lo == covered_to
         covered_to = hi
         seg_idx_at[lo:hi] = j
-        achieved = achieved_all[:, j] if n else np.full(k, np.nan)
-        soak = None
+        achieved = achieved_all[:, j] if n else np.full(kk, np.nan)
+        soak = hold_max = hold_valid = None
         if span.kind == "hold":
             in_seg = (out_cols >= lo) & (out_cols < hi)
-            w_out_seg = np.bincount(out_rows[in_seg], weights=out_w[in_seg], minlength=k)
-            inside = weights.total(lo, hi) - w_out_seg
-            soak = _nan_tuple(np.where(n_valid > 0, inside, np.nan))
+            w_out_seg = np.bincount(out_rows[in_seg], weights=out_w[in_seg], minlength=kk)
+            soak = np.where(n_valid > 0, weights.total(lo, hi) - w_out_seg, np.nan)
             bad_here = judged[bad_cols] & (bad_cols >= lo) & (bad_cols < hi)
-            if int(judged[lo:hi].sum()) * k > int(bad_here.sum()):  # any valid sample
-                hold_worst.append(float(a[:, lo:hi].max()))
+            hold_valid = int(judged[lo:hi].sum()) - np.bincount(bad_rows[bad_here], minlength=kk)
+            hold_max = a[:, lo:hi].max(axis=1) if hi > lo else np.zeros(kk)
         if span.kind == "ramp":
             ramp_ranges.append((j, lo, hi))
         if hi > lo:
             ip, seg_peak = _masked_argmax(y0, temps_ok, lo, hi, ws)
             peak_parts.append((ip, seg_peak))
-            seg_peak_ns = tuple(
-                tn if ok else None
-                for tn, ok in zip(t_ns[ip].tolist(), np.isfinite(seg_peak).tolist(), strict=True)
-            )
         else:
-            seg_peak, seg_peak_ns = np.full(k, np.nan), (None,) * k
-        segments.append(
-            SegmentReport(
-                index=j,
-                kind=span.kind,
-                start_ns=int(seg_starts_ns[j]),
-                end_ns=None
-                if span.kind == "natural_cool"
-                else _span_end_ns(span, seg_starts_ns, j, spans, end_ns),
-                programmed_rate_c_h=span.rate_c_h,
-                achieved_rate_c_h=_nan_tuple(achieved),
-                programmed_hold_s=span.hold_s,
-                soak_in_band_s=soak,
-                peak_c=_nan_tuple(seg_peak),
-                peak_ns=seg_peak_ns,
-            )
-        )
+            ip, seg_peak = np.zeros(kk, dtype=np.int64), np.full(kk, np.nan)
+        seg_rows.append((achieved, soak, hold_max, hold_valid, ip, seg_peak))
     if covered_to < n:
         peak_parts.append(_masked_argmax(y0, temps_ok, covered_to, n, ws))
 
@@ -637,94 +659,195 @@ def _judge(
     rate100 = _last_span_rate(t_s, y, temps_ok, ipeak, peak, s, ws)
     cones = cone_equivalent(peak, rate100)
 
+    n_firings = len(shifts_ns)
+    row_shift = np.repeat(np.asarray(shifts_ns, dtype=np.int64), k)
+    all_names = names * n_firings
     r_out = sparse_runs(out_rows, out_cols, t_s, s.max_gap_s, bad_rows * n + bad_cols, n)
-    excursions = _excursions(t_ns, t_s, d, r_out, seg_idx_at, spans, names, s)
+    excursions = _excursions(t_ns, t_s, d, r_out, seg_idx_at, spans, all_names, s, row_shift)
     paused_s = [((a - start_ns) / NS_PER_S, (b - start_ns) / NS_PER_S) for a, b in pauses]
     stalls = (
-        _stalls(t_s, blocks, ramp_ranges, names, s, start_ns, paused_s)
+        _stalls(t_s, blocks, ramp_ranges, all_names, s, start_ns, paused_s, row_shift)
         if ramp_ranges and n >= 3 and blocks is not None
         else []
     )
 
-    uni = max(hold_worst) if hold_worst else math.nan
-    wtot = float(wsum.sum())
-    # Python scalars via tolist(): one conversion per array, not one per element
-    max_ns = t_ns[imax].tolist() if n else [0] * k
-    peak_ns = t_ns[ipeak].tolist() if n else [0] * k
-    columns = zip(
-        names,
-        n_valid.tolist(),
-        coverage.tolist(),
-        max_abs.tolist(),
-        max_ns,
-        mean_abs.tolist(),
-        rms.tolist(),
-        share.tolist(),
-        peak.tolist(),
-        peak_ns,
-        has_peak.tolist(),
-        rate100.tolist(),
-        cones.cone.tolist(),
-        cones.rate_clamped.tolist(),
-        strict=True,
-    )
-    tcs = tuple(
-        ThermocoupleReport(
-            name=name,
-            samples=n,
-            valid_samples=nv,
-            coverage=cov,
-            max_abs_deviation_c=mx,
-            max_abs_deviation_ns=mx_ns if nv > 0 else None,
-            mean_abs_deviation_c=mean,
-            rms_deviation_c=r,
-            share_in_band=sh,
-            peak_c=pk,
-            peak_ns=pk_ns if has else None,
-            last_100c_rate_c_h=rate,
-            cone=cone,
-            cone_rate_clamped=clamped,
+    # one report per firing
+    per_row = {
+        "n_valid": n_valid.tolist(),
+        "coverage": coverage.tolist(),
+        "max_abs": max_abs.tolist(),
+        "max_ns": t_ns[imax].tolist() if n else [0] * kk,
+        "mean_abs": mean_abs.tolist(),
+        "rms": rms.tolist(),
+        "share": share.tolist(),
+        "peak": peak.tolist(),
+        "peak_ns": t_ns[ipeak].tolist() if n else [0] * kk,
+        "has_peak": has_peak.tolist(),
+        "rate100": rate100.tolist(),
+        "cone": cones.cone.tolist(),
+        "clamped": cones.rate_clamped.tolist(),
+    }
+    seg_lists = [
+        (
+            ach.tolist(),
+            None if soak is None else soak.tolist(),
+            t_ns[ip].tolist(),
+            pk.tolist(),
         )
-        for (name, nv, cov, mx, mx_ns, mean, r, sh, pk, pk_ns, has, rate, cone, clamped) in columns
-    )
+        for ach, soak, _, _, ip, pk in seg_rows
+    ]
+    exc_by = [[] for _ in range(n_firings)]
+    for e, row in excursions:
+        exc_by[row // k].append(e)
+    stall_by = [[] for _ in range(n_firings)]
+    for st_, row in stalls:
+        stall_by[row // k].append(st_)
+    reports = []
+    for f, shift in enumerate(shifts_ns):
+        r0, r1 = f * k, (f + 1) * k
+        sl = slice(r0, r1)
+        spread_max, spread_max_ns, spread_mean = _spread(
+            t_ns, t_s, y[sl], temps_ok[sl], q is not None, bad_rows, bad_cols, r0, r1, s
+        )
+        spread_max_ns = None if spread_max_ns is None else spread_max_ns + shift
+        segments = []
+        hold_worst = []
+        for j, span in enumerate(spans):
+            ach_l, soak_l, ip_ns_l, pk_l = seg_lists[j]
+            _, _, hold_max, hold_valid, _, _ = seg_rows[j]
+            if hold_valid is not None and int(hold_valid[sl].sum()) > 0:  # any valid sample
+                hold_worst.append(float(hold_max[sl].max()))
+            pk = pk_l[r0:r1]
+            segments.append(
+                SegmentReport(
+                    index=j,
+                    kind=span.kind,
+                    start_ns=int(seg_starts_ns[j]) + shift,
+                    end_ns=None
+                    if span.kind == "natural_cool"
+                    else _span_end_ns(span, seg_starts_ns, j, spans, end_ns) + shift,
+                    programmed_rate_c_h=span.rate_c_h,
+                    achieved_rate_c_h=tuple(ach_l[r0:r1]),
+                    programmed_hold_s=span.hold_s,
+                    soak_in_band_s=None if soak_l is None else tuple(soak_l[r0:r1]),
+                    peak_c=tuple(pk),
+                    peak_ns=tuple(
+                        tn + shift if v == v else None
+                        for tn, v in zip(ip_ns_l[r0:r1], pk, strict=True)
+                    ),
+                )
+            )
+        uni = max(hold_worst) if hold_worst else math.nan
+        columns = zip(
+            names,
+            *(per_row[key][r0:r1] for key in per_row),
+            strict=True,
+        )
+        tcs = tuple(
+            ThermocoupleReport(
+                name=name,
+                samples=n,
+                valid_samples=nv,
+                coverage=cov,
+                max_abs_deviation_c=mx,
+                max_abs_deviation_ns=mx_ns + shift if nv > 0 else None,
+                mean_abs_deviation_c=mean,
+                rms_deviation_c=r,
+                share_in_band=sh,
+                peak_c=pk,
+                peak_ns=pk_ns + shift if has else None,
+                last_100c_rate_c_h=rate,
+                cone=cone,
+                cone_rate_clamped=clamped,
+            )
+            for (name, nv, cov, mx, mx_ns, mean, r, sh, pk, pk_ns, has, rate, cone, clamped) in (
+                columns
+            )
+        )
+        ws_f, wd2_f, w_out_f = wsum[sl], wd2[sl], w_out[sl]
+        wtot = float(ws_f.sum())
+        with np.errstate(all="ignore"):
+            kiln_mean = (
+                float((mean_abs[sl] * ws_f)[ws_f > 0].sum() / wtot) if wtot > 0 else math.nan
+            )
+            kiln_rms = float(math.sqrt(wd2_f.sum() / wtot)) if wtot > 0 else math.nan
+            score = float(1.0 - w_out_f.sum() / wtot) if wtot > 0 else math.nan
+        kiln_cov = float(coverage[sl].mean()) if k else 0.0
+        if wtot <= 0:
+            verdict = "undefined"
+        elif kiln_cov < s.min_coverage:
+            verdict = "insufficient data"
+        elif exc_by[f] or stall_by[f]:
+            verdict = "nonconforming"
+        else:
+            verdict = "conforming"
+        cone_f = cones.cone[sl]
+        finite_cones = cone_f[np.isfinite(cone_f)]
+        max_f = max_abs[sl]
+        reports.append(
+            FiringReport(
+                programme=programme_name,
+                start_ns=int(start_ns) + shift,
+                end_ns=int(end_ns) + shift,
+                band_c=s.band_c,
+                verdict=verdict,
+                score=score,
+                coverage=kiln_cov,
+                max_abs_deviation_c=float(np.nanmax(max_f))
+                if np.isfinite(max_f).any()
+                else math.nan,
+                mean_abs_deviation_c=kiln_mean,
+                rms_deviation_c=kiln_rms,
+                spread_max_c=spread_max,
+                spread_max_ns=spread_max_ns,
+                spread_mean_c=spread_mean,
+                uniformity_c=uni,
+                uniformity_class=int(uniformity_class(uni)),
+                cone_min=float(finite_cones.min()) if finite_cones.size else math.nan,
+                cone_max=float(finite_cones.max()) if finite_cones.size else math.nan,
+                thermocouples=tcs,
+                segments=tuple(segments),
+                excursions=tuple(exc_by[f]),
+                stalls=tuple(stall_by[f]),
+                settings=s,
+            )
+        )
+    return reports
+
+
+def _spread(
+    t_ns: np.ndarray,
+    t_s: np.ndarray,
+    y: np.ndarray,
+    temps_ok: np.ndarray,
+    has_quality: bool,
+    bad_rows: np.ndarray,
+    bad_cols: np.ndarray,
+    r0: int,
+    r1: int,
+    s: ConformanceSettings,
+) -> tuple[float, int | None, float]:
+    """Spread across one firing's thermocouples (rows ``y``), where at least two read: max,
+    when, time-weighted mean. The count of readers comes from the sparse list of unusable
+    samples (rows ``[r0, r1)`` of it): no pass over the (K, N) mask."""
+    k, n = y.shape
+    lo, hi = np.searchsorted(bad_rows, [r0, r1])
     with np.errstate(all="ignore"):
-        kiln_mean = float((mean_abs * wsum)[wsum > 0].sum() / wtot) if wtot > 0 else math.nan
-        kiln_rms = float(math.sqrt(wd2.sum() / wtot)) if wtot > 0 else math.nan
-        score = float(1.0 - w_out.sum() / wtot) if wtot > 0 else math.nan
-    kiln_cov = float(coverage.mean()) if k else 0.0
-    if wtot <= 0:
-        verdict = "undefined"
-    elif kiln_cov < s.min_coverage:
-        verdict = "insufficient data"
-    elif excursions or stalls:
-        verdict = "nonconforming"
-    else:
-        verdict = "conforming"
-    finite_cones = cones.cone[np.isfinite(cones.cone)]
-    return FiringReport(
-        programme=programme_name,
-        start_ns=int(start_ns),
-        end_ns=int(end_ns),
-        band_c=s.band_c,
-        verdict=verdict,
-        score=score,
-        coverage=kiln_cov,
-        max_abs_deviation_c=float(np.nanmax(max_abs)) if np.isfinite(max_abs).any() else math.nan,
-        mean_abs_deviation_c=kiln_mean,
-        rms_deviation_c=kiln_rms,
-        spread_max_c=spread_max,
-        spread_max_ns=spread_max_ns,
-        spread_mean_c=spread_mean,
-        uniformity_c=uni,
-        uniformity_class=int(uniformity_class(uni)),
-        cone_min=float(finite_cones.min()) if finite_cones.size else math.nan,
-        cone_max=float(finite_cones.max()) if finite_cones.size else math.nan,
-        thermocouples=tcs,
-        segments=tuple(segments),
-        excursions=tuple(excursions),
-        stalls=tuple(stalls),
-        settings=s,
-    )
+        both = (k - np.bincount(bad_cols[lo:hi], minlength=n)) >= 2
+        if not has_quality:  # invalid == NaN (or ±inf, caught below): fmax/fmin skip NaN
+            hi_c, lo_c = np.fmax.reduce(y, axis=0), np.fmin.reduce(y, axis=0)
+        if has_quality or not (np.isfinite(hi_c).all() and np.isfinite(lo_c).all()):
+            hi_c = np.maximum.reduce(y, axis=0, where=temps_ok, initial=-np.inf)
+            lo_c = np.minimum.reduce(y, axis=0, where=temps_ok, initial=np.inf)
+        spread = np.where(both, hi_c - lo_c, np.nan)
+    spread_max, spread_max_ns, spread_mean = math.nan, None, math.nan
+    if n and both.any():
+        sw, _ = interval_weights(t_s, both[None, :], s.max_gap_s)
+        i = int(np.nanargmax(spread))
+        spread_max, spread_max_ns = float(spread[i]), int(t_ns[i])
+        if sw.sum() > 0:
+            spread_mean = float(np.nansum(spread * sw[0]) / sw.sum())
+    return spread_max, spread_max_ns, spread_mean
 
 
 def _span_end_ns(
@@ -824,6 +947,11 @@ def _masked_argmax(
     return lo + idx, value
 
 
+# Firings sharing a programme time axis are judged together up to this many samples: large
+# enough to amortise NumPy's per-call cost over several firings, small enough that the
+# scratch arrays (a few of this size) stay in the last-level cache.
+_GROUP_CELLS = 1 << 21
+
 _CONE_WINDOW = 1024  # samples searched before a peak for the 100 °C crossing, before a full scan
 
 
@@ -905,7 +1033,10 @@ def _excursions(
     spans: Sequence[SegmentSpan],
     names: tuple[str, ...],
     s: ConformanceSettings,
-) -> list[Excursion]:
+    row_shift: np.ndarray,
+) -> list[tuple[Excursion, int]]:
+    """Excursions (with their row) from runs outside the band; row ``r`` happened
+    ``row_shift[r]`` ns after ``t_ns`` says."""
     if r.row.size == 0:
         return []
     dur = t_s[r.last] - t_s[r.first]
@@ -915,16 +1046,20 @@ def _excursions(
         row, a0, a1 = int(r.row[i]), int(r.first[i]), int(r.last[i])
         seg = d[row, a0 : a1 + 1]
         w = a0 + int(np.abs(seg).argmax())
+        shift = int(row_shift[row])
         out.append(
-            Excursion(
-                thermocouple=names[row],
-                start_ns=int(t_ns[a0]),
-                end_ns=int(t_ns[a1]),
-                duration_s=float(dur[i]),
-                worst_deviation_c=float(d[row, w]),
-                worst_ns=int(t_ns[w]),
-                segment=int(seg_idx_at[w]),
-                alarm=_alarm(float(d[row, w]), int(seg_idx_at[w]), spans),
+            (
+                Excursion(
+                    thermocouple=names[row],
+                    start_ns=int(t_ns[a0]) + shift,
+                    end_ns=int(t_ns[a1]) + shift,
+                    duration_s=float(dur[i]),
+                    worst_deviation_c=float(d[row, w]),
+                    worst_ns=int(t_ns[w]) + shift,
+                    segment=int(seg_idx_at[w]),
+                    alarm=_alarm(float(d[row, w]), int(seg_idx_at[w]), spans),
+                ),
+                row,
             )
         )
     return out
@@ -948,7 +1083,8 @@ def _stalls(
     s: ConformanceSettings,
     start_ns: int,
     paused_s: Sequence[tuple[float, float]],
-) -> list[Stall]:
+    row_shift: np.ndarray,
+) -> list[tuple[Stall, int]]:
     """Least-squares heating rate over trailing windows of ``stall_window_s`` inside ramp
     segments, evaluated every block of about ``stall_step_s``; runs below the stall rate.
 
@@ -965,9 +1101,11 @@ def _stalls(
     g = blocks.t0_h.size
     if g == 0:
         return []
-    sums = blocks.global_sums()
-    prefix = np.zeros((5, sums.shape[1], g + 1))
-    np.cumsum(sums, axis=2, out=prefix[:, :, 1:])
+    sums = blocks.global_sums()  # (5, K, G)
+    # prefix sums laid out (G + 1, 5, K): gathering a window's ends then copies contiguous
+    # (5, K) slabs instead of picking scattered elements along the last axis (~10x cheaper)
+    prefix = np.zeros((g + 1, 5, sums.shape[1]))
+    np.cumsum(sums.transpose(2, 0, 1), axis=0, out=prefix[1:])
     first_t = t_s[0 : g * b : b]  # time of each block's first sample
     last_t = t_s[b - 1 : g * b : b]  # ... and last sample
     # windows of every ramp, evaluated together: one gather and one slope computation
@@ -991,23 +1129,26 @@ def _stalls(
         return []
     ends, starts = np.concatenate(win_ends), np.concatenate(win_starts)
     ramp = np.concatenate(win_ramp)
-    rate = ls_slope(prefix[:, :, ends + 1] - prefix[:, :, starts])
+    rate = ls_slope((prefix[ends + 1] - prefix[starts]).transpose(1, 2, 0))  # (K, windows)
     slow = rate < s.stall_rate_c_h
     # a stall never runs from one ramp into the next
     r = runs(slow, last_t[ends], 1.5 * b * step, breaks=ramp[1:] != ramp[:-1])
-    out: list[Stall] = []
+    out: list[tuple[Stall, int]] = []
     for i in np.lexsort((r.first, r.row, ramp[r.first])):  # by ramp, thermocouple, time
         row, a0, a1 = int(r.row[i]), int(r.first[i]), int(r.last[i])
-        begin = start_ns + round(first_t[starts[a0]] * NS_PER_S)
-        end = start_ns + round(last_t[ends[a1]] * NS_PER_S)
+        begin = start_ns + round(first_t[starts[a0]] * NS_PER_S) + int(row_shift[row])
+        end = start_ns + round(last_t[ends[a1]] * NS_PER_S) + int(row_shift[row])
         out.append(
-            Stall(
-                thermocouple=names[row],
-                start_ns=begin,
-                end_ns=end,
-                duration_s=(end - begin) / NS_PER_S,
-                min_rate_c_h=float(np.nanmin(rate[row, a0 : a1 + 1])),
-                segment=int(ramp[a0]),
+            (
+                Stall(
+                    thermocouple=names[row],
+                    start_ns=begin,
+                    end_ns=end,
+                    duration_s=(end - begin) / NS_PER_S,
+                    min_rate_c_h=float(np.nanmin(rate[row, a0 : a1 + 1])),
+                    segment=int(ramp[a0]),
+                ),
+                row,
             )
         )
     return out
