@@ -411,7 +411,7 @@ class InfluxV1Store:
                 f'SELECT {aggregate}("value"),max("quality") FROM {source} {where} '
                 f"GROUP BY time({window}) fill(none)"
             )
-        numeric = kind != "string" and not (window_ns is None and kind == "boolean")
+        numeric = kind in ("float", "integer")
         if numeric or (aggregate == "count" and window_ns is not None):
             return self._query_numeric(statement)
         resp = self.query(statement, csv=True)

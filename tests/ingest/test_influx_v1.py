@@ -303,6 +303,20 @@ def test_boolean_text_and_integer_fields(influx_database):
         )
         assert share.values.tolist() == pytest.approx([4 / 10, 3 / 10])
         assert share.quality.tolist() == [1, 1]
+        expected = {  # windows of 10 readings: i % 3 == 0 at i = 0,3,6,9 | 12,15,18
+            "first": [1.0, 0.0],
+            "last": [1.0, 0.0],
+            "count": [10.0, 10.0],
+            "sum": [4.0, 3.0],
+            "min": [0.0, 0.0],
+            "max": [1.0, 1.0],
+        }
+        for aggregate, want in expected.items():
+            got = store.series(
+                KILN, "burner_on", T0, T0 + HOUR, window_ns=10 * 10**9, aggregate=aggregate
+            )
+            assert got.values.tolist() == want, aggregate
+            assert got.time_ns.tolist() == [T0, T0 + 10 * 10**9], aggregate
         text = store.series(KILN, "programme", T0, T0 + HOUR)
         assert text.values.dtype == object
         assert text.values.tolist() == [f'bisque, "slow" #{i}\nstep' for i in range(20)]
