@@ -691,7 +691,7 @@ def _judge(
         (
             ach.tolist(),
             None if soak is None else soak.tolist(),
-            t_ns[ip].tolist(),
+            t_ns[ip].tolist() if n else [0] * kk,
             pk.tolist(),
         )
         for ach, soak, _, _, ip, pk in seg_rows
