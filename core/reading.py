@@ -33,6 +33,8 @@ import numpy as np
 
 Value = float | int | bool | str
 
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
 
 class Quality(IntEnum):
     """Source quality, ordered so that ``max()`` of two qualities is the worse one."""
@@ -109,6 +111,15 @@ def check_reading(reading: Reading) -> None:
         raise InvalidReading(reading, f"value of type {type(value).__name__} is not supported")
     if not isinstance(reading.source_time_ns, int) or isinstance(reading.source_time_ns, bool):
         raise InvalidReading(reading, "source_time_ns must be an integer of nanoseconds")
+    # Stores keep 64-bit integers (InfluxDB's int64 fields and timestamps, NumPy columns).
+    if (
+        isinstance(value, int)
+        and not isinstance(value, bool)
+        and not INT64_MIN <= value <= INT64_MAX
+    ):
+        raise InvalidReading(reading, f"integer {value} does not fit in 64 bits")
+    if not INT64_MIN <= reading.source_time_ns <= INT64_MAX:
+        raise InvalidReading(reading, "source_time_ns does not fit in 64 bits")
 
 
 # Kinds of value in a batch; a column per kind keeps floats in a float64 array (the hot path)
@@ -195,27 +206,13 @@ class ReadingBatch:
         src = np.zeros(n, dtype=np.int64)
         recv = np.zeros(n, dtype=np.int64)
         for i, r in enumerate(rows):
+            try:
+                _fill_row(i, r, kind, number, integer, text, quality, src, recv)
+            except OverflowError:
+                raise InvalidReading(r, "value or time does not fit in 64 bits") from None
             asset[i] = r.asset
             field[i] = r.field
             unit[i] = r.unit
-            text[i] = ""
-            v = r.value
-            if isinstance(v, bool):
-                kind[i] = KIND_BOOL
-                number[i] = 1.0 if v else 0.0
-            elif isinstance(v, int):
-                kind[i] = KIND_INT
-                integer[i] = v
-            elif isinstance(v, float):
-                number[i] = v
-            elif isinstance(v, str):
-                kind[i] = KIND_STR
-                text[i] = v
-            else:
-                raise InvalidReading(r, f"value of type {type(v).__name__} is not supported")
-            quality[i] = r.quality
-            src[i] = r.source_time_ns
-            recv[i] = r.received_time_ns
         return cls(asset, field, kind, number, integer, text, quality, src, recv, unit)
 
     def value_at(self, i: int) -> Value:
@@ -253,3 +250,35 @@ class ReadingBatch:
         if not batches:
             return cls.empty()
         return cls(*(np.concatenate([getattr(b, name) for b in batches]) for name in cls.__slots__))  # type: ignore[attr-defined]
+
+
+def _fill_row(
+    i: int,
+    r: Reading,
+    kind: np.ndarray,
+    number: np.ndarray,
+    integer: np.ndarray,
+    text: np.ndarray,
+    quality: np.ndarray,
+    src: np.ndarray,
+    recv: np.ndarray,
+) -> None:
+    """Put reading ``r`` into row ``i`` of the value columns (OverflowError past 64 bits)."""
+    text[i] = ""
+    v = r.value
+    if isinstance(v, bool):
+        kind[i] = KIND_BOOL
+        number[i] = 1.0 if v else 0.0
+    elif isinstance(v, int):
+        kind[i] = KIND_INT
+        integer[i] = v
+    elif isinstance(v, float):
+        number[i] = v
+    elif isinstance(v, str):
+        kind[i] = KIND_STR
+        text[i] = v
+    else:
+        raise InvalidReading(r, f"value of type {type(v).__name__} is not supported")
+    quality[i] = r.quality
+    src[i] = r.source_time_ns
+    recv[i] = r.received_time_ns

@@ -75,6 +75,8 @@ def test_take_and_concat_keep_rows_aligned() -> None:
         (Reading("xinghai/kiln-2", "t", 1.0, Quality.GOOD, 1, 1), "four non-empty parts"),
         (Reading(ASSET, "t", [1], Quality.GOOD, 1, 1), "not supported"),  # type: ignore[arg-type]
         (Reading(ASSET, "t", 1.0, Quality.GOOD, 1.5, 1), "integer of nanoseconds"),  # type: ignore[arg-type]
+        (Reading(ASSET, "t", 2**63, Quality.GOOD, 1, 1), "does not fit in 64 bits"),
+        (Reading(ASSET, "t", 1, Quality.GOOD, -(2**63) - 1, 1), "does not fit in 64 bits"),
     ],
 )
 def test_invalid_readings_are_named(reading: Reading, reason: str) -> None:
@@ -82,6 +84,14 @@ def test_invalid_readings_are_named(reading: Reading, reason: str) -> None:
         check_reading(reading)
     assert reason in str(exc.value)
     assert reading.field in str(exc.value)
+
+
+def test_batch_of_a_reading_past_64_bits_names_it() -> None:
+    good = Reading(ASSET, "count_total", 5, Quality.GOOD, 1, 1)
+    huge = Reading(ASSET, "count_total", 2**64, Quality.GOOD, 2, 2)
+    with pytest.raises(InvalidReading, match="64 bits") as exc:
+        ReadingBatch.from_readings([good, huge])
+    assert exc.value.reading == huge
 
 
 def test_valid_reading_passes_and_path_parses() -> None:
