@@ -225,6 +225,32 @@ class ReadingBatch:
             return bool(self.number[i])
         return str(self.text[i])
 
+    def reading_at(self, i: int) -> Reading:
+        """Row ``i`` as a Reading, tolerating junk in the columns (non-str names, a value
+        that does not convert, an unknown quality): used for rows on their way to a dead
+        letter, where the reading must still be shown as it came."""
+
+        def text(x: object) -> str:
+            return x if isinstance(x, str) else repr(x)
+
+        try:
+            value = self.value_at(i)
+        except Exception:  # a broken value must still reach the dead letters
+            value = repr(self.text[i])
+        try:
+            quality = Quality(int(self.quality[i]))
+        except ValueError:
+            quality = Quality.BAD
+        return Reading(
+            text(self.asset[i]),
+            text(self.field[i]),
+            value,
+            quality,
+            int(self.source_time_ns[i]),
+            int(self.received_time_ns[i]),
+            text(self.unit[i]),
+        )
+
     def to_readings(self) -> list[Reading]:
         return [
             Reading(

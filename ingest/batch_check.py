@@ -116,31 +116,5 @@ def check_batch(batch: ReadingBatch) -> tuple[ReadingBatch, list[Rejected]]:
         return batch, []
     bad = np.zeros(n, dtype=bool)
     bad[list(reasons)] = True
-    rejected = [Rejected(_reading_at(batch, i), reasons[i]) for i in np.flatnonzero(bad).tolist()]
+    rejected = [Rejected(batch.reading_at(i), reasons[i]) for i in np.flatnonzero(bad).tolist()]
     return batch.take(~bad), rejected
-
-
-def _reading_at(batch: ReadingBatch, i: int):
-    """One row as a Reading, tolerating junk in the columns (it is going to a dead letter)."""
-    from core.reading import Quality, Reading
-
-    def text(x: object) -> str:
-        return x if isinstance(x, str) else repr(x)
-
-    try:
-        value = batch.value_at(i)
-    except Exception:  # a broken value must still reach the dead letters
-        value = repr(batch.text[i])
-    try:
-        quality = Quality(int(batch.quality[i]))
-    except ValueError:
-        quality = Quality.BAD
-    return Reading(
-        text(batch.asset[i]),
-        text(batch.field[i]),
-        value,
-        quality,
-        int(batch.source_time_ns[i]),
-        int(batch.received_time_ns[i]),
-        text(batch.unit[i]),
-    )

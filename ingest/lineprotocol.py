@@ -405,7 +405,7 @@ def encode_batch(batch: ReadingBatch, precision: str = "ns") -> EncodedBatch:
         body = b"".join(pieces)[:-1]
     rejected = []
     for i, why in sorted(reasons.items()):
-        reading = _reading_at(batch, i)
+        reading = batch.reading_at(i)
         rejected.append(Rejected(reading, f"invalid reading ({_describe(reading)}): {why}"))
     return EncodedBatch(body, index, rejected)
 
@@ -413,24 +413,3 @@ def encode_batch(batch: ReadingBatch, precision: str = "ns") -> EncodedBatch:
 _QUALITY_TEXT = np.array(
     [f",quality={int(q)}i,received_ns=".encode() for q in Quality], dtype=object
 )
-
-
-def _reading_at(batch: ReadingBatch, i: int) -> Reading:
-    """The reading of row ``i``, tolerant of the bad values that got it rejected."""
-    try:
-        value = batch.value_at(i)
-    except (ValueError, TypeError):
-        value = repr(batch.text[i])
-    try:
-        quality = Quality(int(batch.quality[i]))
-    except ValueError:
-        quality = Quality.BAD
-    return Reading(
-        str(batch.asset[i]),
-        str(batch.field[i]),
-        value,
-        quality,
-        int(batch.source_time_ns[i]),
-        int(batch.received_time_ns[i]),
-        str(batch.unit[i]),
-    )

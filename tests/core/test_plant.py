@@ -63,8 +63,11 @@ def test_kiln_thermocouple_fields_follow_the_naming_convention() -> None:
         (("zones = 3", "zones = -1"), "enterprise[0].site[0].line[0].asset[0].zones", "[1, 64]"),
         (('kind = "shuttle"', 'kind = "round"'), "asset[0].kind", "one of shuttle, tunnel"),
         (('id = "kiln-1"', 'id = "Kiln 1"'), "asset[0].id", "lower-case id"),
-        (("ideal_cycle_time_s = 90", 'ideal_cycle_time_s = "fast"'), "ideal_cycle_time_s",
-         "expected a number"),
+        (
+            ("ideal_cycle_time_s = 90", 'ideal_cycle_time_s = "fast"'),
+            "ideal_cycle_time_s",
+            "expected a number",
+        ),
         (("zones = 3", "zones = 3\n      zone = 4"), "asset[0].zone", "unknown key"),
         (('id = "press-1"', 'id = "kiln-1"'), "line[0].asset", "'kiln-1' appears twice"),
         (('kind = "shuttle"', 'kind = "tunnel"'), "nameplate_cars_per_hour", "tunnel kiln"),
