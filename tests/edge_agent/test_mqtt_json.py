@@ -339,6 +339,22 @@ def test_broker_restart_loses_nothing(mosquitto: Mosquitto, protocol: str) -> No
 
 
 @pytest.mark.integration
+def test_starts_before_the_broker_and_connects_when_it_comes_up(mosquitto: Mosquitto) -> None:
+    mosquitto.stop()
+    source = make_source(mosquitto)
+    out = RecordingOutput()
+    with running(source, out):
+        wait_until(lambda: source.status()["connect_failures"] >= 1, 10, "a failed first connect")
+        mosquitto.start()
+        assert source.session.subscribed.wait(15), source.status()
+        pub = publisher(mosquitto.port)
+        publish_all(pub, [(CYCLE_TOPIC, cycle(5))])
+        wait_counts(out, 1, "a cycle once the broker is up")
+        pub.disconnect()
+    assert out.values("count_total") == [5]
+
+
+@pytest.mark.integration
 def test_malformed_payloads_are_counted_and_do_not_stop_the_source(mosquitto_shared) -> None:
     source = make_source(mosquitto_shared)
     out = RecordingOutput()
