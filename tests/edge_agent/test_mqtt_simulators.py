@@ -165,3 +165,61 @@ async def test_broker_restart_mid_run_loses_nothing_the_simulator_delivered(
         await asyncio.gather(*tasks, return_exceptions=True)
     assert all(s.status()["reconnects"] >= 1 for s in sources)
     assert "data_before_birth" not in out.reasons(), [r[:2] for r in out.rejects]
+
+
+async def test_whole_agent_mqtt_presses_into_influxdb_value_for_value(
+    mosquitto: Mosquitto, influx_database: str, tmp_path
+) -> None:
+    """The full chain: simulated presses -> Mosquitto -> the agent (config generated from the
+    simulator's manifest, both MQTT sources) -> spool -> InfluxDB 1.x; every cycle the
+    simulator delivered is in InfluxDB with its source time and exact value."""
+    from edge_agent.config import parse_agent_text
+    from edge_agent.manifest import config_from_manifest
+    from edge_agent.runtime import Agent
+    from ingest.stores import open_store
+
+    presses_only = dataclasses.replace(load_scenario("mini"), kilns=())
+    fleet = Fleet(
+        presses_only, speed=3600, opcua_base_port=0, security=("none",), mqtt_url=mosquitto.url,
+        truth_dir=tmp_path / "truth", seed=13, scheduled_faults=False,
+    )  # fmt: skip
+    manifest = fleet.manifest()
+    text = config_from_manifest(
+        manifest, store_url=influx_database, state_dir=str(tmp_path / "agent"), health_listen=""
+    )
+    agent = Agent(parse_agent_text(text, str(tmp_path / "agent.toml")))
+    await asyncio.to_thread(agent.start)
+    try:
+        await until(
+            lambda: all(s.session.subscribed.is_set() for s in agent.sources),
+            15, "the agent's MQTT sources",
+        )  # fmt: skip
+        async with fleet:
+            await fleet.wait_connected(10)
+            await asyncio.sleep(1.0)  # ~1 simulated hour of press cycles
+            paths = {a: fleet.truth_path(a) for a in (JSON_PRESS, SPB_PRESS)}
+        cycles = {a: truth(p, "cycle") for a, p in paths.items()}
+        store = open_store(influx_database)
+        try:
+
+            def stored(asset: str, field: str) -> dict[int, object]:
+                rows = store.readings(asset, field, 0, 2**62)
+                return {r.source_time_ns: r.value for r in rows}
+
+            await until(
+                lambda: all(
+                    len(stored(a, "count_total")) >= len(cs) for a, cs in cycles.items()
+                ),
+                30, "every cycle in InfluxDB",
+            )  # fmt: skip
+            for asset, cs in cycles.items():
+                assert cs, f"no cycles published for {asset}"
+                totals, times = stored(asset, "count_total"), stored(asset, "cycle_time_s")
+                for c in cs:
+                    t_ns = c["t_ns"] // 1_000_000 * 1_000_000
+                    assert totals[t_ns] == c["count_total"], (asset, c)
+                    assert times[t_ns] == pytest.approx(c["cycle_time_s"], abs=1e-9)
+        finally:
+            store.close()
+    finally:
+        await asyncio.to_thread(agent.stop)
