@@ -10,7 +10,9 @@ backlog and the publisher's speed does not enter the figure. Consumers, in the s
 * ``agent_spool``: ``MqttJsonSource`` (JSON mapping, manual acks after durability) into the
   agent's real Output (``edge_agent.runtime.AgentOutput``: guard + ``ingest.spool.Spool``, SQLite
   WAL with synchronous=FULL, one fsync per group of messages);
-* ``agent_null``: the same source into an Output that drops readings (the source's own cost).
+* ``agent_null``: the same source into an Output that drops readings (the source's own cost);
+* ``agent_influx`` (``--influx``): the spool path plus the forwarder into a real InfluxDB 1.x,
+  timed until every reading is written there.
 
 Reported: messages/s and readings/s per consumer and ``ratio_spool_vs_raw`` (the issue's target
 is >= 0.5). ``--quick`` uses a small backlog. Prints one JSON object.
@@ -45,7 +47,9 @@ from edge_agent.health import AgentMetrics  # noqa: E402
 from edge_agent.runtime import AgentOutput  # noqa: E402
 from edge_agent.sources.mqtt_json import MqttJsonSource, parse_mqtt_json_source  # noqa: E402
 from ingest.spool import Spool  # noqa: E402
-from tests.servers import Mosquitto, wait_until  # noqa: E402
+from ingest.stores import open_store  # noqa: E402
+from ingest.writer import Forwarder  # noqa: E402
+from tests.servers import InfluxDB, Mosquitto, wait_until  # noqa: E402
 
 TOPIC = "shangbu/xinghai/plant-1/forming-shop/press-1/cycle"
 RECEIVE_MAXIMUM = 1000  # = the source's default max_inflight
@@ -179,8 +183,42 @@ def run_agent(broker: Mosquitto, client_id: str, n: int, output) -> tuple[float,
     return elapsed, source.session.counters["readings"]
 
 
-def one_round(broker: Mosquitto, work: Path, messages: list[bytes], order: list[str],
-              tag: str) -> dict[str, dict[str, float]]:  # fmt: skip
+def run_influx(broker: Mosquitto, cid: str, n: int, spool_path: Path, influx: InfluxDB,
+               database: str) -> tuple[float, int]:  # fmt: skip
+    """Source -> AgentOutput -> Spool -> Forwarder -> InfluxDB 1.x; timed until every reading
+    is written to InfluxDB (the forwarder's count), not just spooled."""
+    spool = Spool(spool_path)
+    store = open_store(influx.store_url(database))
+    forwarder = Forwarder(spool, store, name="bench-forwarder")
+    forwarder.start()
+    output = AgentOutput(spool, Guard(), AgentMetrics(CollectorRegistry()))
+    table = next(parse_toml(CONFIG.format(url=broker.url, client_id=cid)).tables("source"))
+    source = MqttJsonSource(parse_mqtt_json_source(table))
+    loop = asyncio.new_event_loop()
+    task = loop.create_task(source.run(output))
+    thread = threading.Thread(target=lambda: loop.run_until_complete(asyncio.wait([task])))
+    start = time.perf_counter()
+    thread.start()
+    wait_until(lambda: source.session.counters["acked"] >= n, 600, "agent to ack the backlog")
+    readings = source.session.counters["readings"]
+    wait_until(lambda: forwarder.counters["forwarded"] >= readings, 600, "InfluxDB to have it all")
+    elapsed = time.perf_counter() - start
+    loop.call_soon_threadsafe(task.cancel)
+    thread.join(30)
+    forwarder.stop(drain=True)
+    spool.close()
+    store.close()
+    return elapsed, readings
+
+
+def one_round(
+    broker: Mosquitto,
+    work: Path,
+    messages: list[bytes],
+    order: list[str],
+    tag: str,
+    influx: InfluxDB | None = None,
+) -> dict[str, dict[str, float]]:
     n = len(messages)
     out: dict[str, dict[str, float]] = {}
     for consumer in order:
@@ -202,6 +240,17 @@ def one_round(broker: Mosquitto, work: Path, messages: list[bytes], order: list[
                 "readings": readings,
                 "spool_depth": depth,
             }
+        elif consumer == "agent_influx":
+            assert influx is not None
+            database = influx.create_database(f"bench_{uuid.uuid4().hex[:8]}")
+            seconds, readings = run_influx(
+                broker, cid, n, work / f"spool-{cid}" / "spool.db", influx, database
+            )
+            out[consumer] = {
+                "seconds": seconds,
+                "messages_per_s": n / seconds,
+                "readings_per_s": readings / seconds,
+            }
         else:
             seconds, readings = run_agent(broker, cid, n, NullOutput())
             out[consumer] = {
@@ -217,6 +266,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="a small backlog (CI smoke run)")
     parser.add_argument("--messages", type=int, default=None, help="backlog size per consumer")
     parser.add_argument("--rounds", type=int, default=None, help="interleaved rounds (median)")
+    parser.add_argument(
+        "--influx", action="store_true", help="also time it onwards into InfluxDB 1.x (influxd)"
+    )
     args = parser.parse_args(argv)
     n = args.messages or (2_000 if args.quick else 20_000)
     rounds = args.rounds or (1 if args.quick else 3)
@@ -227,14 +279,23 @@ def main(argv: list[str] | None = None) -> int:
     broker = Mosquitto(work / "mosquitto")
     broker.start()
     consumers = ["raw_paho", "agent_spool", "agent_null"]
+    influx = None
+    if args.influx:
+        consumers.append("agent_influx")
+        (work / "influxdb").mkdir()
+        influx = InfluxDB(work / "influxdb")
+        influx.start()
     per_round = []
     try:
         for r in range(rounds):
             # Rotate the order so a slow phase of the shared machine hits each consumer alike.
-            order = consumers[r % 3 :] + consumers[: r % 3]
-            per_round.append(one_round(broker, work, messages, order, str(r)))
+            k = r % len(consumers)
+            order = consumers[k:] + consumers[:k]
+            per_round.append(one_round(broker, work, messages, order, str(r), influx))
     finally:
         broker.close()
+        if influx is not None:
+            influx.close()
         shutil.rmtree(work, ignore_errors=True)
     results = {}
     for c in consumers:
@@ -249,6 +310,11 @@ def main(argv: list[str] | None = None) -> int:
     null_ratios = [
         x["agent_null"]["messages_per_s"] / x["raw_paho"]["messages_per_s"] for x in per_round
     ]
+    extra = {}
+    if args.influx:
+        extra["ratio_influx_vs_raw_median"] = statistics.median(
+            x["agent_influx"]["messages_per_s"] / x["raw_paho"]["messages_per_s"] for x in per_round
+        )
     print(
         json.dumps(
             {
@@ -261,6 +327,7 @@ def main(argv: list[str] | None = None) -> int:
                 "ratio_spool_vs_raw_per_round": ratios,
                 "ratio_null_vs_raw_median": statistics.median(null_ratios),
                 "target_ratio_spool_vs_raw": 0.5,
+                **extra,
                 "spool_lost_nothing": all(
                     x["agent_spool"]["spool_depth"] == n * per_msg for x in per_round
                 ),
