@@ -3,7 +3,8 @@
 Everything runs on this machine with nothing to install beyond ``pip install``:
 
 1. an MQTT broker: ``mosquitto`` when it is on PATH (started on a free port, data in the demo
-   dir), else none and the presses are left out (the kilns speak OPC UA and need no broker);
+   dir), else ``amqtt`` (pure Python, MQTT 3.1.1 only: ``pip install -e '.[demo]'``), else none
+   and the presses are left out (the kilns speak OPC UA and need no broker);
 2. the simulators (``kilnworks simulate``) as a child process, as other vendors' equipment would
    be: the Shangbu fleet, its simulated clock started a day in the past and running ``--speed``
    times faster than the wall clock, so firing curves fill in within minutes;
@@ -85,8 +86,8 @@ class Child:
 def stop_all(children: list[Child]) -> None:
     """SIGTERM every child at once (agent and simulators drain in parallel), then wait; the
     broker last, so the agent can still take what is in flight."""
-    brokers = [c for c in children if c.name == "mosquitto"]
-    others = [c for c in children if c.name != "mosquitto"]
+    brokers = [c for c in children if c.name in ("mosquitto", "amqtt")]
+    others = [c for c in children if c not in brokers]
     for group in (others, brokers):
         for child in group:
             if child.alive():
@@ -115,13 +116,34 @@ def start_mosquitto(data_dir: Path) -> tuple[Child, str] | None:
     )
     child = Child("mosquitto", [binary, "-c", str(conf)], data_dir)
 
-    def listening() -> bool:
-        child.check()
-        with socket.socket() as s:
-            return s.connect_ex(("127.0.0.1", port)) == 0
-
-    _wait_for(listening, 15, "mosquitto")
+    _wait_for(lambda: child.check() or _listening(port), 15, "mosquitto")
     return child, f"mqtt://127.0.0.1:{port}"
+
+
+def start_amqtt(data_dir: Path) -> tuple[Child, str] | None:
+    """The pure-Python amqtt broker (MQTT 3.1.1) as a child process; None if not installed.
+    For machines without mosquitto: the demo must run on nothing but ``pip install``."""
+    import importlib.util
+
+    if importlib.util.find_spec("amqtt") is None:
+        return None
+    port = _free_port()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    conf = data_dir / "amqtt.yaml"
+    conf.write_text(
+        f"listeners:\n  default:\n    type: tcp\n    bind: 127.0.0.1:{port}\n"
+        "plugins:\n  amqtt.plugins.authentication.AnonymousAuthPlugin:\n"
+        "    allow_anonymous: true\n"
+    )
+    argv = [sys.executable, "-m", "amqtt.scripts.broker_script", "-c", str(conf)]
+    child = Child("amqtt", argv, data_dir)
+    _wait_for(lambda: child.check() or _listening(port), 30, "amqtt")
+    return child, f"mqtt://127.0.0.1:{port}"
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
 
 
 def _kilnworks(*args: str) -> list[str]:
@@ -146,6 +168,10 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8080, help="dashboard port (%(default)s)")
     p.add_argument("--mqtt", help="use this broker (mqtt://host:port) instead of starting one")
+    p.add_argument("--mqtt-protocol", default="5", choices=("5", "3.1.1"),
+                   help="MQTT version for --mqtt (%(default)s)")  # fmt: skip
+    p.add_argument("--broker", default="auto", choices=("auto", "mosquitto", "amqtt"),
+                   help="which broker to start: mosquitto if installed, else amqtt")  # fmt: skip
     p.add_argument("--duration", type=float, help="stop after this many wall seconds")
     p.add_argument(
         "--status-every",
@@ -207,16 +233,22 @@ def _run(args: argparse.Namespace, root: Path, children: list[Child]) -> int:
     from edge_agent.manifest import config_from_manifest
 
     mqtt_url = args.mqtt
-    if mqtt_url is None:
+    mqtt_protocol = args.mqtt_protocol
+    if mqtt_url is None and args.broker in ("auto", "mosquitto"):
         broker = start_mosquitto(root / "mosquitto")
-        if broker is None:
-            print(
-                "kilnworks demo: mosquitto is not installed, so the presses (MQTT) are left "
-                "out; install it (apt-get install mosquitto) or pass --mqtt URL."
-            )
-        else:
+        if broker is not None:
             children.append(broker[0])
             mqtt_url = broker[1]
+    if mqtt_url is None and args.broker in ("auto", "amqtt"):
+        broker = start_amqtt(root / "amqtt")
+        if broker is not None:
+            children.append(broker[0])
+            mqtt_url, mqtt_protocol = broker[1], "3.1.1"
+    if mqtt_url is None:
+        print(
+            "kilnworks demo: no MQTT broker, so the presses are left out: install mosquitto "
+            "(apt-get install mosquitto) or amqtt (pip install -e '.[demo]'), or pass --mqtt URL."
+        )
 
     start_ns = _start_ns(args.start)
     manifest_path = root / "manifest.json"
@@ -239,7 +271,7 @@ def _run(args: argparse.Namespace, root: Path, children: list[Child]) -> int:
         str(root / "simulator"),
     ]
     if mqtt_url:
-        sim_args += ["--mqtt", mqtt_url]
+        sim_args += ["--mqtt", mqtt_url, "--mqtt-protocol", mqtt_protocol.replace(".", "")]
     sim = Child("simulators", _kilnworks(*sim_args), root)
     children.append(sim)
 
@@ -260,6 +292,7 @@ def _run(args: argparse.Namespace, root: Path, children: list[Child]) -> int:
             store_url=store_url,
             state_dir=str(root / "agent"),
             health_listen=f"127.0.0.1:{_free_port()}",
+            mqtt_protocol=mqtt_protocol,
         )
     )
     agent = Child("agent", _kilnworks("agent", "run", "--config", str(agent_conf)), root)

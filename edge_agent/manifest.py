@@ -77,6 +77,7 @@ def config_from_manifest(
     queue_size: int = 1000,
     include_mqtt: bool = True,
     max_future_s: float = 0.0,
+    mqtt_protocol: str = "5",
 ) -> str:
     """TOML text of an agent config covering the manifest (or only ``enterprises``).
 
@@ -136,7 +137,7 @@ def config_from_manifest(
                     node["unit"] = unit
                 _kv(lines, "  ", node)
     if include_mqtt and presses:
-        lines += _mqtt_tables(mqtt, presses)
+        lines += _mqtt_tables(mqtt, presses, mqtt_protocol)
     return "\n".join(lines) + "\n"
 
 
@@ -152,7 +153,9 @@ _CYCLE_FIELDS = (
 _STATE_FIELDS = (("state", "state", "str", ""), ("reason", "state_reason", "str", ""))
 
 
-def _mqtt_tables(mqtt: Mapping[str, Any], presses: list[Mapping[str, Any]]) -> list[str]:
+def _mqtt_tables(
+    mqtt: Mapping[str, Any], presses: list[Mapping[str, Any]], protocol: str = "5"
+) -> list[str]:
     """``[[source]]`` tables in the MQTT sources' format (edge_agent/sources/mqtt_json.py,
     sparkplug.py): one ``mqtt_json`` source for the JSON presses, one ``sparkplug`` source per
     Sparkplug edge node."""
@@ -161,7 +164,11 @@ def _mqtt_tables(mqtt: Mapping[str, Any], presses: list[Mapping[str, Any]]) -> l
     json_presses = [p for p in presses if p.get("style") == "json"]
     if json_presses:
         lines += ["", "[[source]]"]
-        _kv(lines, "", {"type": "mqtt_json", "name": "presses-json", "url": broker})
+        _kv(
+            lines,
+            "",
+            {"type": "mqtt_json", "name": "presses-json", "url": broker, "protocol": protocol},
+        )
         for p in json_presses:
             for kind, topic in sorted(p.get("topics", {}).items()):
                 fields = _CYCLE_FIELDS if kind == "cycle" else _STATE_FIELDS
@@ -192,6 +199,7 @@ def _mqtt_tables(mqtt: Mapping[str, Any], presses: list[Mapping[str, Any]]) -> l
                 "type": "sparkplug",
                 "name": f"sparkplug-{edge_node}",
                 "url": broker,
+                "protocol": protocol,
                 "groups": [group],
             },
         )
