@@ -324,9 +324,11 @@ def judge_firings(
     firing ``f`` uses its first ``n_samples[f]`` samples (default all N; padding after that may
     hold anything). ``programmes`` is one programme for all or one per firing.
 
-    Firings are judged one after another, each fully vectorised over its thermocouples and
-    samples: a firing's working set stays in cache, which beats one giant (F, K, N) pass that
-    streams every temporary through memory (bench/firing_conformance.py measures this).
+    Consecutive firings that share a programme time axis (same programme object and length,
+    no pauses, equal ``time_ns - start_ns``) are judged together, up to ``_GROUP_CELLS``
+    samples at a time: one set of NumPy calls for the group amortises NumPy's per-call cost,
+    and every report equals judging that firing alone. Other firings are judged one by one,
+    each fully vectorised over its thermocouples and samples (bench/firing_conformance.py).
     ``workers`` > 1 judges contiguous chunks of firings in that many threads (NumPy releases
     the GIL inside its loops), each with its own :class:`Workspace`; results keep input order.
     """
