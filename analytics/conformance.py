@@ -704,13 +704,12 @@ def _judge(
     stall_by = [[] for _ in range(n_firings)]
     for st_, row in stalls:
         stall_by[row // k].append(st_)
+    spreads = _spreads(t_ns, t_s, y, temps_ok, q is not None, bad_rows, bad_cols, k, s)
     reports = []
     for f, shift in enumerate(shifts_ns):
         r0, r1 = f * k, (f + 1) * k
         sl = slice(r0, r1)
-        spread_max, spread_max_ns, spread_mean = _spread(
-            t_ns, t_s, y[sl], temps_ok[sl], q is not None, bad_rows, bad_cols, r0, r1, s
-        )
+        spread_max, spread_max_ns, spread_mean = spreads[f]
         spread_max_ns = None if spread_max_ns is None else spread_max_ns + shift
         segments = []
         hold_worst = []
@@ -817,7 +816,7 @@ def _judge(
     return reports
 
 
-def _spread(
+def _spreads(
     t_ns: np.ndarray,
     t_s: np.ndarray,
     y: np.ndarray,
@@ -825,31 +824,43 @@ def _spread(
     has_quality: bool,
     bad_rows: np.ndarray,
     bad_cols: np.ndarray,
-    r0: int,
-    r1: int,
+    k: int,
     s: ConformanceSettings,
-) -> tuple[float, int | None, float]:
-    """Spread across one firing's thermocouples (rows ``y``), where at least two read: max,
-    when, time-weighted mean. The count of readers comes from the sparse list of unusable
-    samples (rows ``[r0, r1)`` of it): no pass over the (K, N) mask."""
-    k, n = y.shape
-    lo, hi = np.searchsorted(bad_rows, [r0, r1])
+) -> list[tuple[float, int | None, float]]:
+    """Spread across each firing's thermocouples (rows ``[f*k, (f+1)*k)`` of ``y``), where at
+    least two read: ``(max, when, time-weighted mean)`` per firing, all firings of a group in
+    one set of calls. The count of readers comes from the sparse list of unusable samples:
+    no pass over the (K, N) mask."""
+    rows, n = y.shape
+    g = rows // k
+    yg = y.reshape(g, k, n)
+    counts = np.bincount((bad_rows // k) * n + bad_cols, minlength=g * n).reshape(g, n)
     with np.errstate(all="ignore"):
-        both = (k - np.bincount(bad_cols[lo:hi], minlength=n)) >= 2
+        both = (k - counts) >= 2
         if not has_quality:  # invalid == NaN (or ±inf, caught below): fmax/fmin skip NaN
-            hi_c, lo_c = np.fmax.reduce(y, axis=0), np.fmin.reduce(y, axis=0)
+            hi_c, lo_c = np.fmax.reduce(yg, axis=1), np.fmin.reduce(yg, axis=1)
         if has_quality or not (np.isfinite(hi_c).all() and np.isfinite(lo_c).all()):
-            hi_c = np.maximum.reduce(y, axis=0, where=temps_ok, initial=-np.inf)
-            lo_c = np.minimum.reduce(y, axis=0, where=temps_ok, initial=np.inf)
+            okg = temps_ok.reshape(g, k, n)
+            hi_c = np.maximum.reduce(yg, axis=1, where=okg, initial=-np.inf)
+            lo_c = np.minimum.reduce(yg, axis=1, where=okg, initial=np.inf)
         spread = np.where(both, hi_c - lo_c, np.nan)
-    spread_max, spread_max_ns, spread_mean = math.nan, None, math.nan
-    if n and both.any():
-        sw, _ = interval_weights(t_s, both[None, :], s.max_gap_s)
-        i = int(np.nanargmax(spread))
-        spread_max, spread_max_ns = float(spread[i]), int(t_ns[i])
-        if sw.sum() > 0:
-            spread_mean = float(np.nansum(spread * sw[0]) / sw.sum())
-    return spread_max, spread_max_ns, spread_mean
+    out: list[tuple[float, int | None, float]] = [(math.nan, None, math.nan)] * g
+    if n == 0:
+        return out
+    any_both = both.any(axis=1)
+    sw, sw_sum = interval_weights(t_s, both, s.max_gap_s)
+    filled = np.where(both, spread, -np.inf)
+    at = filled.argmax(axis=1)
+    with np.errstate(all="ignore"):
+        mean = np.nansum(spread * sw, axis=1) / sw_sum
+    for f in np.flatnonzero(any_both).tolist():
+        i = int(at[f])
+        out[f] = (
+            float(spread[f, i]),
+            int(t_ns[i]),
+            float(mean[f]) if sw_sum[f] > 0 else math.nan,
+        )
+    return out
 
 
 def _span_end_ns(
