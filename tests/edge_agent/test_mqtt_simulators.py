@@ -206,12 +206,16 @@ async def test_whole_agent_mqtt_presses_into_influxdb_value_for_value(
                 rows = store.readings(asset, field, 0, 2**62)
                 return {r.source_time_ns: r.value for r in rows}
 
-            await until(
-                lambda: all(
-                    len(stored(a, "count_total")) >= len(cs) for a, cs in cycles.items()
-                ),
-                30, "every cycle in InfluxDB",
-            )  # fmt: skip
+            def complete() -> bool:
+                # by source time: Sparkplug births add count_total points of their own
+                for a, cs in cycles.items():
+                    want = {c["t_ns"] // 1_000_000 * 1_000_000 for c in cs}
+                    for f in ("count_total", "cycle_time_s"):
+                        if not want <= set(stored(a, f)):
+                            return False
+                return True
+
+            await until(complete, 30, "every cycle in InfluxDB")
             for asset, cs in cycles.items():
                 assert cs, f"no cycles published for {asset}"
                 totals, times = stored(asset, "count_total"), stored(asset, "cycle_time_s")
