@@ -52,7 +52,7 @@ from ingest.writer import Forwarder  # noqa: E402
 from tests.servers import InfluxDB, Mosquitto, wait_until  # noqa: E402
 
 TOPIC = "shangbu/xinghai/plant-1/forming-shop/press-1/cycle"
-RECEIVE_MAXIMUM = 1000  # = the source's default max_inflight
+RECEIVE_MAXIMUM = 4000  # = the max_inflight of the source in CONFIG
 
 
 CONFIG = """
@@ -62,6 +62,8 @@ name = "bench"
 url = "{url}"
 client_id = "{client_id}"
 protocol = "5"
+max_inflight = 4000
+max_batch_messages = 1000
   [[source.topic]]
   pattern = "shangbu/{{enterprise}}/{{site}}/{{line}}/{{asset}}/cycle"
   time_path = "ts"
