@@ -42,7 +42,7 @@ import re
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import unquote
 
 import httpx
 import numpy as np
@@ -50,7 +50,8 @@ import numpy as np
 from core.reading import KIND_BOOL, KIND_FLOAT, KIND_INT, KIND_STR, Quality, Reading, ReadingBatch
 from ingest.contracts import AGGREGATES, Rejected, Series, StoreUnavailable, WriteResult
 from ingest.influxql import duration_ns, int_literal, quote_ident, quote_regex_prefix, quote_string
-from ingest.lineprotocol import PRECISIONS, EncodedBatch, encode_batch
+from ingest.lineprotocol import EncodedBatch, encode_batch
+from ingest.store_url import StoreURL
 
 log = logging.getLogger(__name__)
 
@@ -122,65 +123,25 @@ class InfluxV1Config:
     def from_url(cls, url: str) -> InfluxV1Config:
         """Parse ``influxdb://[user:password@]host:port/database[?options]``; ValueError
         naming the part that is wrong (the password is never echoed)."""
-        parts = urlsplit(url)
-        shown = f"{parts.scheme}://{parts.hostname or ''}:{parts.port or ''}{parts.path}"
-
-        def bad(what: str) -> ValueError:
-            return ValueError(f"store URL {shown}: {what}")
-
-        if parts.scheme != "influxdb":
-            raise bad("expected the influxdb:// scheme")
-        try:
-            port = parts.port
-        except ValueError:
-            raise bad("the port is not a number") from None
-        if not parts.hostname or port is None:
-            raise bad("expected host:port, e.g. influxdb://127.0.0.1:8086/plant")
-        database = unquote(parts.path.lstrip("/"))
+        u = StoreURL(url, "influxdb", "influxdb://127.0.0.1:8086/plant", _OPTIONS)
+        database = unquote(u.path.lstrip("/"))
         if not database or "/" in database:
-            raise bad("expected one database name after host:port")
-        options = dict(parse_qsl(parts.query, keep_blank_values=True, strict_parsing=False))
-        for key in options:
-            if key not in _OPTIONS:
-                raise bad(f"unknown option {key!r} (expected one of: {', '.join(_OPTIONS)})")
-
-        def number(key: str, default: float) -> float:
-            try:
-                value = float(options.get(key, default))
-            except ValueError:
-                raise bad(f"{key}: expected a number, got {options[key]!r}") from None
-            if not value > 0:
-                raise bad(f"{key}: expected a positive number, got {options[key]!r}")
-            return value
-
-        def flag(key: str) -> bool | None:
-            text = options.get(key)
-            if text is None:
-                return None
-            if text.lower() in ("1", "true", "yes", "on"):
-                return True
-            if text.lower() in ("0", "false", "no", "off"):
-                return False
-            raise bad(f"{key}: expected true or false, got {text!r}")
-
-        precision = options.get("precision", "ns")
-        if precision not in PRECISIONS:
-            raise bad(f"precision: expected one of {', '.join(PRECISIONS)}, got {precision!r}")
+            raise u.bad("expected one database name after host:port")
         return cls(
-            host=parts.hostname,
-            port=port,
+            host=u.host,
+            port=u.port,
             database=database,
-            username=unquote(parts.username or ""),
-            password=unquote(parts.password or ""),
-            token=options.get("token", ""),
-            timeout_s=number("timeout", DEFAULT_TIMEOUT_S),
-            precision=precision,
-            retention_policy=options.get("rp", ""),
-            create=bool(flag("create")),
-            tls=bool(flag("tls")),
-            verify_tls=flag("verify") is not False,
-            max_body_bytes=int(number("max_body_mb", DEFAULT_MAX_BODY_MB) * 1_000_000),
-            gzip=bool(flag("gzip")),
+            username=unquote(u.username),
+            password=unquote(u.password),
+            token=u.options.get("token", ""),
+            timeout_s=u.number("timeout", DEFAULT_TIMEOUT_S),
+            precision=u.precision(),
+            retention_policy=u.options.get("rp", ""),
+            create=u.flag("create", False),
+            tls=u.flag("tls", False),
+            verify_tls=u.flag("verify", True),
+            max_body_bytes=int(u.number("max_body_mb", DEFAULT_MAX_BODY_MB) * 1_000_000),
+            gzip=u.flag("gzip", False),
         )
 
 

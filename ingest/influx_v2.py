@@ -24,7 +24,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
 
 import urllib3
 from influxdb_client import InfluxDBClient, WritePrecision
@@ -34,7 +33,8 @@ from influxdb_client.rest import ApiException
 from core.reading import Reading, ReadingBatch
 from ingest.contracts import Series, StoreUnavailable, WriteResult
 from ingest.influx_v1 import DatabaseNotFound, Lines, StoreAuthError, write_isolating
-from ingest.lineprotocol import PRECISIONS, encode_batch
+from ingest.lineprotocol import encode_batch
+from ingest.store_url import StoreURL
 
 DEFAULT_TIMEOUT_S = 10.0
 DEFAULT_MAX_BODY_MB = 20.0
@@ -79,63 +79,24 @@ class InfluxV2Config:
     def from_url(cls, url: str) -> InfluxV2Config:
         """Parse ``influxdb2://host:port/?org=...&bucket=...&token=...``; ValueError naming
         what is wrong (the token is never echoed)."""
-        parts = urlsplit(url)
-        shown = f"{parts.scheme}://{parts.hostname or ''}:{parts.port or ''}/"
-
-        def bad(what: str) -> ValueError:
-            return ValueError(f"store URL {shown}: {what}")
-
-        if parts.scheme != "influxdb2":
-            raise bad("expected the influxdb2:// scheme")
-        try:
-            port = parts.port
-        except ValueError:
-            raise bad("the port is not a number") from None
-        if not parts.hostname or port is None:
-            raise bad("expected host:port, e.g. influxdb2://127.0.0.1:8086/?org=..&bucket=..")
-        if parts.path.strip("/"):
-            raise bad("the bucket goes in ?bucket=..., not in the path")
-        options = dict(parse_qsl(parts.query, keep_blank_values=True))
-        for key in options:
-            if key not in _OPTIONS:
-                raise bad(f"unknown option {key!r} (expected one of: {', '.join(_OPTIONS)})")
+        example = "influxdb2://127.0.0.1:8086/?org=..&bucket=.."
+        u = StoreURL(url, "influxdb2", example, _OPTIONS)
+        if u.path.strip("/"):
+            raise u.bad("the bucket goes in ?bucket=..., not in the path")
         for key in ("org", "bucket"):
-            if not options.get(key):
-                raise bad(f"{key}: required (e.g. ?org=xinghai&bucket=telemetry)")
-
-        def flag(key: str, default: bool) -> bool:
-            text = options.get(key)
-            if text is None:
-                return default
-            if text.lower() in ("1", "true", "yes", "on"):
-                return True
-            if text.lower() in ("0", "false", "no", "off"):
-                return False
-            raise bad(f"{key}: expected true or false, got {text!r}")
-
-        def number(key: str, default: float) -> float:
-            try:
-                value = float(options.get(key, default))
-            except ValueError:
-                raise bad(f"{key}: expected a number, got {options[key]!r}") from None
-            if not value > 0:
-                raise bad(f"{key}: expected a positive number, got {options[key]!r}")
-            return value
-
-        precision = options.get("precision", "ns")
-        if precision not in PRECISIONS:
-            raise bad(f"precision: expected one of {', '.join(PRECISIONS)}, got {precision!r}")
+            if not u.options.get(key):
+                raise u.bad(f"{key}: required (e.g. ?org=xinghai&bucket=telemetry)")
         return cls(
-            host=parts.hostname,
-            port=port,
-            org=options["org"],
-            bucket=options["bucket"],
-            token=options.get("token", ""),
-            tls=flag("tls", False),
-            verify_tls=flag("verify", True),
-            timeout_s=number("timeout", DEFAULT_TIMEOUT_S),
-            precision=precision,
-            max_body_bytes=int(number("max_body_mb", DEFAULT_MAX_BODY_MB) * 1_000_000),
+            host=u.host,
+            port=u.port,
+            org=u.options["org"],
+            bucket=u.options["bucket"],
+            token=u.options.get("token", ""),
+            tls=u.flag("tls", False),
+            verify_tls=u.flag("verify", True),
+            timeout_s=u.number("timeout", DEFAULT_TIMEOUT_S),
+            precision=u.precision(),
+            max_body_bytes=int(u.number("max_body_mb", DEFAULT_MAX_BODY_MB) * 1_000_000),
         )
 
 
