@@ -276,22 +276,7 @@ class ShuttleKiln:
 
     def snapshot(self) -> dict[str, Sample]:
         b = self.bank
-        shown, true = b.readings()
-        out: dict[str, Sample] = {}
-        for z in range(b.zones):
-            sp = float(self.setpoint[z])
-            for t in range(b.tcs):
-                bad = bool(b.broken[z, t])
-                # OPC UA Part 4 7.7.1: a Bad StatusCode travels with a null value
-                out[f"zone{z + 1}_tc{t + 1}_temperature_c"] = Sample(
-                    None if bad else float(shown[z, t]),
-                    "bad" if bad else "good",
-                    float(true[z, t]),
-                    sp,
-                )
-            out[f"zone{z + 1}_setpoint_c"] = Sample(sp, true_value=sp)
-            power = float(b.output[z] * 100.0)
-            out[f"zone{z + 1}_power_pct"] = Sample(power, true_value=power)
+        out = zone_samples(b, self.setpoint)
         state = self.state()
         burning = bool(np.any(b.output * ~b.tripped > 0.0))
         heating = state in ("heating", "soaking")
@@ -411,22 +396,7 @@ class TunnelKiln:
 
     def snapshot(self) -> dict[str, Sample]:
         b = self.bank
-        shown, true = b.readings()
-        out: dict[str, Sample] = {}
-        for z in range(b.zones):
-            sp = float(self.profile[z])
-            for t in range(b.tcs):
-                bad = bool(b.broken[z, t])
-                # OPC UA Part 4 7.7.1: a Bad StatusCode travels with a null value
-                out[f"zone{z + 1}_tc{t + 1}_temperature_c"] = Sample(
-                    None if bad else float(shown[z, t]),
-                    "bad" if bad else "good",
-                    float(true[z, t]),
-                    sp,
-                )
-            out[f"zone{z + 1}_setpoint_c"] = Sample(sp, true_value=sp)
-            power = float(b.output[z] * 100.0)
-            out[f"zone{z + 1}_power_pct"] = Sample(power, true_value=power)
+        out = zone_samples(b, self.profile)
         burning = bool(np.any(b.output * ~b.tripped > 0.0))
         o2, co = atmosphere(self.rng, float(self.profile.max()), True, burning)
         for field, value in (
@@ -443,3 +413,24 @@ class TunnelKiln:
         ):
             out[field] = Sample(value, true_value=value)
         return out
+
+
+def zone_samples(bank: ZoneBank, setpoint: np.ndarray) -> dict[str, Sample]:
+    """Every zone's thermocouples, setpoint and burner power as published samples."""
+    shown, true = bank.readings()
+    out: dict[str, Sample] = {}
+    for z in range(bank.zones):
+        sp = float(setpoint[z])
+        for t in range(bank.tcs):
+            bad = bool(bank.broken[z, t])
+            # OPC UA Part 4 7.7.1: a Bad StatusCode travels with a null value
+            out[f"zone{z + 1}_tc{t + 1}_temperature_c"] = Sample(
+                None if bad else float(shown[z, t]),
+                "bad" if bad else "good",
+                float(true[z, t]),
+                sp,
+            )
+        out[f"zone{z + 1}_setpoint_c"] = Sample(sp, true_value=sp)
+        power = float(bank.output[z] * 100.0)
+        out[f"zone{z + 1}_power_pct"] = Sample(power, true_value=power)
+    return out
