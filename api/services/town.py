@@ -52,7 +52,6 @@ def town_overview(
             shifts,
             settings,
         )
-        totals.append(total)
         ended = [
             f
             for f in meta.firings(enterprises=[e.id], start_ns=start_ns, end_ns=end_ns)
@@ -81,6 +80,12 @@ def town_overview(
             connected += st.connected
             if st.last_seen_ns is not None:
                 last_seen = max(last_seen or 0, st.last_seen_ns)
+        # An enterprise that never sent data has no OEE to show: its planned time would count
+        # as all loss (no-data time is a loss to the OEE core) and drag the town's figure
+        # down for a reason "data age: no data" already shows.
+        reporting = last_seen is not None
+        if reporting:
+            totals.append(total)
         progress = enterprise_progress(
             store,
             meta,
@@ -96,10 +101,10 @@ def town_overview(
             EnterpriseSummary(
                 enterprise=e.id,
                 name=e.name,
-                oee=total.oee,
-                availability=total.availability,
-                performance=total.performance,
-                quality=total.quality,
+                oee=total.oee if reporting else None,
+                availability=total.availability if reporting else None,
+                performance=total.performance if reporting else None,
+                quality=total.quality if reporting else None,
                 firings=len(ended),
                 conformance_mean=sum(scores) / len(scores) if scores else None,
                 energy_kwh_per_t=kwh / (mass_kg / 1000) if mass_kg > 0 else None,

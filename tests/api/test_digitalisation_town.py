@@ -79,4 +79,10 @@ def test_town_overview_side_by_side(client, tokens, store, plant):
     assert dalian["energy_kwh_per_t"] == pytest.approx(5000 / 2.0, rel=0.02)
     # Time-weighted over all four assets: one press ran 6 h of 24, the others sent nothing.
     assert rows["fushun"]["availability"] == pytest.approx(6 / 96, abs=0.005)
+    # Enterprises that never sent data have no OEE (not 0 %) and stay out of the town's.
+    assert rows["xinghai"]["oee"] is None and rows["xinghai"]["data_age_s"] is None
+    reporting = [rows["dalian"]["oee"], rows["fushun"]["oee"]]
+    assert None not in reporting
+    town_oee = r.json()["town_oee"]
+    assert min(reporting) <= town_oee <= max(reporting)
     assert client.get("/api/v1/town/overview", headers=bearer(tokens.manager)).status_code == 403
