@@ -75,6 +75,7 @@ class ServerProcess:
 
     def __init__(self, root: Path | None = None) -> None:
         self.root = Path(root or tempfile.mkdtemp(prefix=f"kilnworks-{self.name}-"))
+        self.root.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = self.root / f"{self.name}.log"
