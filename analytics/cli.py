@@ -123,16 +123,25 @@ def firing_main(argv: Sequence[str], out: TextIO | None = None) -> int:
     else:
         out.write(format_report(report))
     if ns.plot:
+        # Only the import is guarded for ImportError: one raised while drawing would be a bug
+        # in an installed matplotlib, not a missing one.
         try:
             from analytics.firing_plot import plot_firing
-
-            plot_firing(
-                ns.plot, programme, data.time_ns, data.temps_c, report, data.names, pauses=pauses
-            )
         except ImportError:
             print(
                 "kilnworks report firing: --plot needs matplotlib "
                 "(pip install 'kilnworks[plot]'); the report above is complete without it",
+                file=sys.stderr,
+            )
+            return 2
+        try:
+            plot_firing(
+                ns.plot, programme, data.time_ns, data.temps_c, report, data.names, pauses=pauses
+            )
+        except (OSError, ValueError) as exc:  # no such directory, read-only, unknown suffix
+            print(
+                f"kilnworks report firing: --plot {ns.plot}: cannot write the plot ({exc}); "
+                "the report above is complete without it",
                 file=sys.stderr,
             )
             return 2
