@@ -52,13 +52,14 @@ from analytics.firing_metrics import (
     DenseWeights,
     Runs,
     SampleWeights,
-    block_sums_local,
+    block_sums_from_pass,
     interval_weights,
     ls_slope,
     runs,
-    segments_sums,
+    segments_sums_from_pass,
     sparse_runs,
 )
+from analytics.firing_pass import Axis, PassSums, Workspace, build_axis, dense_pass
 from analytics.programme import Programme, SegmentSpan
 from core.reading import Quality
 
@@ -93,30 +94,6 @@ class ConformanceSettings:
             )
 
 
-class Workspace:
-    """Scratch arrays reused from one firing to the next.
-
-    A fresh multi-megabyte NumPy temporary is a fresh mmap: the kernel zero-fills every page on
-    first touch, which costs several times the arithmetic itself. Reusing named buffers keeps
-    the judge near memory speed. Not thread-safe: one workspace per thread.
-    """
-
-    def __init__(self) -> None:
-        self._buffers: dict[str, np.ndarray] = {}
-
-    def _get(self, name: str, shape: tuple[int, ...], dtype: type) -> np.ndarray:
-        size = math.prod(shape)
-        buf = self._buffers.get(name)
-        if buf is None or buf.size < size or buf.dtype != dtype:
-            buf = np.empty(max(size, 1), dtype=dtype)
-            self._buffers[name] = buf
-        return buf[:size].reshape(shape)
-
-    def float(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
-        return self._get(name, shape, np.float64)
-
-    def bool(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
-        return self._get(name, shape, np.bool_)
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,7 +235,8 @@ def judge_firing(
     """
     settings = settings or ConformanceSettings()
     t, y, q, names = _check_inputs(time_ns, temps_c, quality, thermocouples)
-    return _judge_group(programme, t, y, q, names, start_ns, pauses, settings, workspace)[0]
+    q3 = None if q is None else q[None]
+    return _judge_group(programme, t, y[None], q3, names, start_ns, pauses, settings, workspace)[0]
 
 
 def _judge_group(
@@ -273,8 +251,8 @@ def _judge_group(
     workspace: Workspace | None,
     shifts_ns: Sequence[int] = (0,),
 ) -> list[FiringReport]:
-    """Checked inputs of one firing (or of ``len(shifts_ns)`` firings stacked in ``y`` that
-    share its programme time axis, see :func:`_judge`) -> reports."""
+    """Checked inputs of ``len(shifts_ns)`` firings, ``y`` (F, K, N), that share one programme
+    time axis (see :func:`_judge`) -> reports."""
     prog_t = programme_time_s(t, start_ns, pauses)
     sp = programme.setpoint_c(prog_t)
     end_ns = _judged_end_ns(programme, t, start_ns, pauses)
@@ -380,10 +358,10 @@ def judge_firings(
                 None if quality is None else quality[i, :, :n],
                 thermocouples,
             )
-            yy = y[i:j, :, :n].reshape((j - i) * k, n)
+            yy = y[i:j, :, :n]  # a view: phase 1 of _judge reads it a tile at a time
             if not np.issubdtype(yy.dtype, np.floating):
                 yy = yy.astype(np.float64)
-            qq = None if quality is None else np.asarray(quality)[i:j, :, :n].reshape(-1, n)
+            qq = None if quality is None else np.asarray(quality)[i:j, :, :n]
             out.extend(
                 _judge_group(
                     progs[i],
@@ -431,8 +409,10 @@ def judge_curve(
     judged = np.nonzero(np.isfinite(sp))[0]
     start = int(t[judged[0]]) if len(judged) else int(t[0]) if len(t) else 0
     end = int(t[judged[-1]]) if len(judged) else start
+    q3 = None if q is None else q[None]
     return _judge(
-        t, start, end, end - start, sp, y, q, names, (), np.zeros(1, int), [], name, settings, ()
+        t, start, end, end - start, sp, y[None], q3, names, (), np.zeros(1, int), [], name,
+        settings, (),
     )[0]
 
 
@@ -538,67 +518,72 @@ def _judge(
     ws: Workspace | None = None,
     shifts_ns: Sequence[int] = (0,),
 ) -> list[FiringReport]:
-    """Judge ``len(shifts_ns)`` firings at once whose rows are stacked in ``y``: firing ``f``
-    is rows ``[f*K, (f+1)*K)`` (K = ``len(names)``) and happened ``shifts_ns[f]`` after the
-    one described by ``t_ns``/``start_ns``/... (same programme time axis, no pauses).
+    """Judge the ``len(shifts_ns)`` firings of ``y`` (F, K, N) at once: they share the
+    programme time axis that ``t_ns``/``start_ns``/... describe, firing ``f`` happened
+    ``shifts_ns[f]`` later (no pauses).
 
-    Why: every NumPy call costs microseconds of dispatch whatever its size; a firing needs a
-    few hundred, so judging several firings that share a time axis in one set of calls
-    amortises that cost (see the benchmark section of docs/analytics-firing.md). Everything
-    except the kiln-level aggregates is per thermocouple row anyway."""
-    rows_all, n = y.shape
-    k = len(names)
+    Two phases (docs/analytics-firing.md, "How it is fast"): :func:`~analytics.firing_pass.
+    dense_pass` reads every sample once, a tile of firings at a time while it sits in cache;
+    everything below works on what it left behind, all firings of the group in one set of
+    NumPy calls, so NumPy's per-call cost is paid per group, not per firing."""
+    f_count, k, n = y.shape
+    kk = f_count * k  # rows judged together
     t_s = (t_ns - np.int64(start_ns)).astype(np.float64) / NS_PER_S
     # Wall time during which the setpoint exists: what coverage is measured against.
     judged_s = max(cover_ns / NS_PER_S, 0.0)
-    kk = rows_all  # rows judged together
-
     ws = ws or Workspace()
-    # Validity and deviation. Every (K, N) temporary lives in the workspace (see Workspace);
-    # invalid samples hold 0 in d / a / y0, so plain sums and argmax need no masks.
-    temps_ok = np.isfinite(y, out=ws.bool("temps_ok", (kk, n)))
-    if q is not None:
-        temps_ok &= q <= s.max_quality
-    judged = np.isfinite(sp)  # (N,): the setpoint exists
-    not_ok = np.logical_not(temps_ok, out=ws.bool("not_ok", (kk, n)))
-    bad_rows, bad_cols = _sparse(not_ok)  # unusable readings: few, kept as a list
-    all_ok = bad_rows.size == 0
-    d = np.subtract(y, sp[None, :], out=ws.float("d", (kk, n)))
-    d[bad_rows, bad_cols] = 0.0
-    _zero_unjudged(d, judged)
-    # valid = usable reading where the setpoint exists
-    bad_judged = judged[bad_cols]
-    n_valid = int(judged.sum()) - np.bincount(bad_rows[bad_judged], minlength=kk)
-    if all_ok and y.dtype == np.float64:
-        y0 = y  # nothing to blank out: no copy
-    else:
-        y0 = ws.float("y0", (kk, n))
-        np.copyto(y0, y)
-        y0[bad_rows, bad_cols] = 0.0
+    axis = build_axis(t_s, sp, spans, bounds, s.max_gap_s, s.stall_step_s)
+    judged = axis.judged
 
-    a = np.abs(d, out=ws.float("a", (kk, n)))
-    # valid (for weights) = usable reading and judged; judged columns enter via the weights
-    # Few unusable samples (plant data): shared weights + sparse corrections; many (e.g. own
-    # timestamps per thermocouple on a union axis): a dense weight array is cheaper.
-    if bad_rows.size > 0.2 * kk * n:
-        weights = DenseWeights(t_s, judged, temps_ok, s.max_gap_s)
+    # phase 1: the dense pass, one tile of firings at a time
+    ps = PassSums(axis, f_count, k, ws)
+    tile = max(1, _TILE_CELLS // max(k * n, 1))
+    for f0 in range(0, f_count, tile):
+        f1 = min(f0 + tile, f_count)
+        dense_pass(
+            axis,
+            y[f0:f1],
+            None if q is None else q[f0:f1],
+            s.max_quality,
+            s.band_c,
+            ps,
+            f0,
+            ws,
+        )
+
+    # phase 2: from the pass's sums and sparse lists
+    bad_keys = ps.bad_keys()
+    bad_rows, bad_cols = np.divmod(bad_keys, max(n, 1))
+    n_valid = int(judged.sum()) - np.bincount(bad_rows[judged[bad_cols]], minlength=kk)
+    out_keys, out_vals = ps.outside()
+    out_rows, out_cols = np.divmod(out_keys, max(n, 1))
+
+    def ok_at(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """Is the reading at (rows, cols) usable: not in the sorted list of unusable ones."""
+        key = rows * n + cols
+        i = np.searchsorted(bad_keys, key)
+        hit = bad_keys[np.minimum(i, bad_keys.size - 1)] == key if bad_keys.size else False
+        return ~hit if bad_keys.size else np.ones(key.shape, dtype=bool)
+
+    hold_totals: dict[int, np.ndarray] = {}
+    if bad_keys.size > 0.2 * kk * n:
+        # Many unusable samples (e.g. thermocouples with their own timestamps on a union
+        # axis, mostly NaN): dense weights beat the sparse corrections; recompute d densely.
+        dense = _dense_weights(axis, y, q, s, bad_keys, kk)
+        weights, (s_abs, s_sq) = dense[0], dense[1:]
+        out_w = weights.at(out_rows, out_cols, None) if n else np.zeros(0)
     else:
-        weights = SampleWeights(t_s, judged, temps_ok, bad_rows, bad_cols, s.max_gap_s)
+        weights = SampleWeights(t_s, judged, ok_at, bad_rows, bad_cols, s.max_gap_s, k=kk)
+        nb = ps.neighbours()
+        s_abs = weights.corrected(ps.s_abs, np.abs(nb))
+        s_sq = weights.corrected(ps.s_sq, nb * nb)
+        out_w = weights.at(out_rows, out_cols, None) if n else np.zeros(0)
     wsum = covered_s = weights.total()
-    rows_k = np.arange(kk)
-    if n:
-        imax = a.argmax(axis=1)
-        a_max = a[rows_k, imax]
-        max_abs = np.where(n_valid > 0, a_max, np.nan)
-    else:
-        imax, a_max, max_abs = np.zeros(kk, int), np.zeros(kk), np.full(kk, np.nan)
-    # outside the band: rare, so handled as a sparse list of (row, column), and only rows whose
-    # largest deviation leaves the band are scanned (invalid samples: a == 0)
-    out_rows, out_cols = _outside(a, a_max, s.band_c, ws)
-    out_w = weights.at(out_rows, out_cols, temps_ok) if n else np.zeros(0)
+    imax = ps.imax
+    max_abs = np.where(n_valid > 0, ps.amax, np.nan)
     with np.errstate(all="ignore"):
-        mean_abs = weights.weighted_sum(a) / wsum
-        wd2 = weights.weighted_sum_sq(d)
+        mean_abs = s_abs / wsum
+        wd2 = s_sq
         rms = np.sqrt(wd2 / wsum)
         w_out = np.bincount(out_rows, weights=out_w, minlength=kk).astype(np.float64)
         share = 1.0 - w_out / wsum
@@ -606,105 +591,144 @@ def _judge(
     undefined = wsum <= 0
     mean_abs[undefined] = rms[undefined] = share[undefined] = np.nan
 
-    # segments: per-row arrays first, reports per firing below
-    t_h = t_s / 3600.0
+    # segments: rates from the block and edge sums, soak from the weights
     seg_idx_at = np.full(n, -1, dtype=np.int64)
     ramp_ranges = []
     blocks = None
+    n_seg = len(spans)
     if spans and n:
-        # per-block sums, shared by the segment rates and the stall windows: one pair of
-        # passes over the samples for both
-        blocks = block_sums_local(t_h, y0, bad_rows, bad_cols, _stall_block(t_s, s))
-        seg_bounds = np.maximum.accumulate(np.asarray(bounds[: len(spans) + 1], dtype=np.int64))
-        achieved_all = ls_slope(segments_sums(t_h, y0, bad_rows, bad_cols, seg_bounds, blocks))
-    # peaks: per segment, and the firing's peak from the segments' (plus what lies outside
-    # them) - one pass over y0 for both
-    peak_parts: list[tuple[np.ndarray, np.ndarray]] = []
-    covered_to = int(bounds[0]) if spans else 0
-    tiled = True  # the segment ranges tile [bounds[0], bounds[-1]) in order
-    if covered_to > 0:
-        peak_parts.append(_masked_argmax(y0, temps_ok, 0, min(covered_to, n), ws))
-    seg_rows = []  # per segment: (lo, hi, achieved, soak, hold max |dev|, hold valid, peaks)
+        blocks = block_sums_from_pass(
+            axis, ps.bs, ps.bts, bad_rows, bad_cols, kk, ws.float("prefix", (axis.g + 1, 5, kk))
+        )
+        achieved_all = ls_slope(
+            segments_sums_from_pass(axis, blocks, ps.edge, bad_rows, bad_cols, kk)
+        )
+    seg_rows = []  # per segment: (achieved, soak, hold max |dev|, hold valid)
+    hold_no = 0
     for j, span in enumerate(spans):
-        lo, hi = int(bounds[j]), int(bounds[j + 1])
-        hi = max(hi, lo)
-        tiled &= lo == covered_to
-        covered_to = hi
+        lo, hi = int(axis.bounds[j]), max(int(axis.bounds[j + 1]), int(axis.bounds[j]))
         seg_idx_at[lo:hi] = j
         achieved = achieved_all[:, j] if n else np.full(kk, np.nan)
         soak = hold_max = hold_valid = None
         if span.kind == "hold":
             in_seg = (out_cols >= lo) & (out_cols < hi)
             w_out_seg = np.bincount(out_rows[in_seg], weights=out_w[in_seg], minlength=kk)
-            soak = np.where(n_valid > 0, weights.total(lo, hi) - w_out_seg, np.nan)
+            total = hold_totals.get(j)
+            if total is None:
+                total = weights.total(lo, hi)
+            soak = np.where(n_valid > 0, total - w_out_seg, np.nan)
             bad_here = judged[bad_cols] & (bad_cols >= lo) & (bad_cols < hi)
             hold_valid = int(judged[lo:hi].sum()) - np.bincount(bad_rows[bad_here], minlength=kk)
-            hold_max = a[:, lo:hi].max(axis=1) if hi > lo else np.zeros(kk)
+            hold_max = ps.hold_max[:, hold_no] if hi > lo else np.zeros(kk)
+            hold_no += hi > lo
         if span.kind == "ramp":
             ramp_ranges.append((j, lo, hi))
-        if hi > lo:
-            ip, seg_peak = _masked_argmax(y0, temps_ok, lo, hi, ws)
-            peak_parts.append((ip, seg_peak))
-        else:
-            ip, seg_peak = np.zeros(kk, dtype=np.int64), np.full(kk, np.nan)
-        seg_rows.append((achieved, soak, hold_max, hold_valid, ip, seg_peak))
-    if covered_to < n:
-        peak_parts.append(_masked_argmax(y0, temps_ok, covered_to, n, ws))
+        seg_rows.append((achieved, soak, hold_max, hold_valid))
 
-    # peaks and the cone equivalent (over valid temperatures, setpoint or not: heat work counts
-    # during a natural cool too)
-    if tiled and peak_parts:
-        ipeak, peak = _first_max(peak_parts)
-    else:
-        ipeak, peak = _masked_argmax(y0, temps_ok, 0, n, ws)
+    # peaks (per segment and of the firing) and the cone, from windows of the input
+    peaks = _peaks(axis, y, q, s, ps.amax, n_valid, spans)
+    ipeak, peak = _first_max([p for _, p in peaks])
+    seg_peaks = {j: p for j, p in peaks if j >= 0}
     has_peak = np.isfinite(peak)
-    rate100 = _last_span_rate(t_s, y, temps_ok, ipeak, peak, s, ws)
+    rate100 = _cone_rates(axis, y, q, s, ipeak, peak, ps.amax, ws)
     cones = cone_equivalent(peak, rate100)
 
-    n_firings = len(shifts_ns)
     row_shift = np.repeat(np.asarray(shifts_ns, dtype=np.int64), k)
-    all_names = names * n_firings
-    r_out = sparse_runs(out_rows, out_cols, t_s, s.max_gap_s, bad_rows * n + bad_cols, n)
-    excursions = _excursions(t_ns, t_s, d, r_out, seg_idx_at, spans, all_names, s, row_shift)
+    all_names = names * f_count
+    r_out = sparse_runs(out_rows, out_cols, t_s, s.max_gap_s, bad_keys, n)
+    excursions = _excursions(
+        t_ns, t_s, out_keys, out_vals, n, r_out, seg_idx_at, spans, all_names, s, row_shift
+    )
     paused_s = [((a - start_ns) / NS_PER_S, (b - start_ns) / NS_PER_S) for a, b in pauses]
     stalls = (
-        _stalls(t_s, blocks, ramp_ranges, all_names, s, start_ns, paused_s, row_shift)
+        _stalls(t_s, blocks, ramp_ranges, all_names, s, start_ns, paused_s, row_shift, ws)
         if ramp_ranges and n >= 3 and blocks is not None
         else []
     )
+    spreads = _spreads(t_ns, t_s, ps.hi, ps.lo, bad_rows, bad_cols, k, s)
+    return _reports(
+        t_ns=t_ns,
+        start_ns=start_ns,
+        end_ns=end_ns,
+        names=names,
+        spans=spans,
+        seg_starts_ns=seg_starts_ns,
+        programme_name=programme_name,
+        s=s,
+        shifts_ns=shifts_ns,
+        n=n,
+        per_row={
+            "n_valid": n_valid.tolist(),
+            "coverage": coverage.tolist(),
+            "max_abs": max_abs.tolist(),
+            "max_ns": t_ns[imax].tolist() if n else [0] * kk,
+            "mean_abs": mean_abs.tolist(),
+            "rms": rms.tolist(),
+            "share": share.tolist(),
+            "peak": peak.tolist(),
+            "peak_ns": t_ns[ipeak].tolist() if n else [0] * kk,
+            "has_peak": has_peak.tolist(),
+            "rate100": rate100.tolist(),
+            "cone": cones.cone.tolist(),
+            "clamped": cones.rate_clamped.tolist(),
+        },
+        seg_rows=seg_rows,
+        seg_peaks=seg_peaks,
+        n_seg=n_seg,
+        excursions=excursions,
+        stalls=stalls,
+        spreads=spreads,
+        sums=(wsum, wd2, w_out, mean_abs, coverage, max_abs),
+        cones=cones,
+        kk=kk,
+    )
 
-    # one report per firing
-    per_row = {
-        "n_valid": n_valid.tolist(),
-        "coverage": coverage.tolist(),
-        "max_abs": max_abs.tolist(),
-        "max_ns": t_ns[imax].tolist() if n else [0] * kk,
-        "mean_abs": mean_abs.tolist(),
-        "rms": rms.tolist(),
-        "share": share.tolist(),
-        "peak": peak.tolist(),
-        "peak_ns": t_ns[ipeak].tolist() if n else [0] * kk,
-        "has_peak": has_peak.tolist(),
-        "rate100": rate100.tolist(),
-        "cone": cones.cone.tolist(),
-        "clamped": cones.rate_clamped.tolist(),
-    }
-    seg_lists = [
-        (
-            ach.tolist(),
-            None if soak is None else soak.tolist(),
-            t_ns[ip].tolist() if n else [0] * kk,
-            pk.tolist(),
+
+def _reports(
+    *,
+    t_ns: np.ndarray,
+    start_ns: int,
+    end_ns: int,
+    names: tuple[str, ...],
+    spans: Sequence[SegmentSpan],
+    seg_starts_ns: Sequence[int],
+    programme_name: str,
+    s: ConformanceSettings,
+    shifts_ns: Sequence[int],
+    n: int,
+    per_row: dict[str, list],
+    seg_rows: list,
+    seg_peaks: dict[int, tuple[np.ndarray, np.ndarray]],
+    n_seg: int,
+    excursions: list,
+    stalls: list,
+    spreads: list,
+    sums: tuple,
+    cones: Any,
+    kk: int,
+) -> list[FiringReport]:
+    """One :class:`FiringReport` per firing from the group's per-row results."""
+    k = len(names)
+    n_firings = len(shifts_ns)
+    wsum, wd2, w_out, mean_abs, coverage, max_abs = sums
+    seg_lists = []
+    for j in range(n_seg):
+        ach, soak, _, _ = seg_rows[j]
+        ip, pk = seg_peaks.get(j, (np.zeros(kk, dtype=np.int64), np.full(kk, np.nan)))
+        seg_lists.append(
+            (
+                ach.tolist(),
+                None if soak is None else soak.tolist(),
+                t_ns[ip].tolist() if n else [0] * kk,
+                pk.tolist(),
+            )
         )
-        for ach, soak, _, _, ip, pk in seg_rows
-    ]
     exc_by = [[] for _ in range(n_firings)]
     for e, row in excursions:
         exc_by[row // k].append(e)
     stall_by = [[] for _ in range(n_firings)]
     for st_, row in stalls:
         stall_by[row // k].append(st_)
-    spreads = _spreads(t_ns, t_s, y, temps_ok, q is not None, bad_rows, bad_cols, k, s)
     reports = []
     for f, shift in enumerate(shifts_ns):
         r0, r1 = f * k, (f + 1) * k
@@ -715,7 +739,7 @@ def _judge(
         hold_worst = []
         for j, span in enumerate(spans):
             ach_l, soak_l, ip_ns_l, pk_l = seg_lists[j]
-            _, _, hold_max, hold_valid, _, _ = seg_rows[j]
+            _, _, hold_max, hold_valid = seg_rows[j]
             if hold_valid is not None and int(hold_valid[sl].sum()) > 0:  # any valid sample
                 hold_worst.append(float(hold_max[sl].max()))
             pk = pk_l[r0:r1]
@@ -816,34 +840,181 @@ def _judge(
     return reports
 
 
+def _dense_weights(
+    axis: Axis,
+    y: np.ndarray,
+    q: np.ndarray | None,
+    s: ConformanceSettings,
+    bad_keys: np.ndarray,
+    kk: int,
+) -> tuple[DenseWeights, np.ndarray, np.ndarray]:
+    """:class:`DenseWeights` and the weighted Σ|d|, Σd² for a group with many unusable
+    samples: the deviation is recomputed as a (rows, N) array (the data is mostly holes)."""
+    n = axis.n
+    ok = np.ones(kk * n, dtype=bool)
+    ok[bad_keys] = False
+    ok = ok.reshape(kk, n)
+    d = y.reshape(kk, n) - axis.sp0
+    d[~ok] = 0.0
+    d[:, ~axis.judged] = 0.0
+    weights = DenseWeights(axis.t_s, axis.judged, ok, s.max_gap_s)
+    return weights, weights.weighted_sum(np.abs(d)), weights.weighted_sum_sq(d)
+
+
+def _regions(axis: Axis, spans: Sequence[SegmentSpan]) -> list[tuple[int, int, int]]:
+    """``(segment or -1, lo, hi)`` tiling [0, N): before the first segment, each segment,
+    after the last."""
+    n = axis.n
+    if not spans:
+        return [(-1, 0, n)]
+    b = axis.bounds
+    out = [(-1, 0, min(int(b[0]), n))]
+    for j in range(len(spans)):
+        out.append((j, int(b[j]), max(int(b[j + 1]), int(b[j]))))
+    out.append((-1, int(b[len(spans)]), n))
+    return out
+
+
+def _window_max(
+    y: np.ndarray, q: np.ndarray | None, s: ConformanceSettings, lo: int, hi: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Index (absolute) and value of each row's largest usable reading in columns [lo, hi)
+    of ``y`` (F, K, N), read from the input; value NaN where the row has none there."""
+    win = y[..., lo:hi]
+    rows = win.shape[0] * win.shape[1]
+    if hi <= lo:
+        return np.zeros(rows, dtype=np.int64), np.full(rows, np.nan)
+    if q is None:
+        vmax = np.fmax.reduce(win, axis=-1)  # skips NaN
+        if np.isinf(vmax).any():  # an infinite reading is unusable too (never on plant data)
+            vmax = np.maximum.reduce(win, axis=-1, where=np.isfinite(win), initial=-np.inf)
+    else:
+        ok = np.isfinite(win) & (q[..., lo:hi] <= s.max_quality)
+        vmax = np.maximum.reduce(win, axis=-1, where=ok, initial=-np.inf)
+    vmax = vmax.reshape(rows)
+    with np.errstate(invalid="ignore"):
+        at = (win.reshape(rows, hi - lo) == vmax[:, None]).argmax(axis=1)
+    vmax[~np.isfinite(vmax)] = np.nan
+    return lo + at, vmax
+
+
+def _rows_max(
+    y: np.ndarray, q: np.ndarray | None, s: ConformanceSettings, rows: np.ndarray, lo: int, hi: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_window_max` for some rows only (a copy of just those rows)."""
+    k = y.shape[1]
+    sub = y[rows // k, rows % k, lo:hi][:, None, :]
+    qs = None if q is None else q[rows // k, rows % k, lo:hi][:, None, :]
+    return _window_max(sub, qs, s, 0, hi - lo) if hi > lo else _window_max(sub, qs, s, 0, 0)
+
+
+def _peaks(
+    axis: Axis,
+    y: np.ndarray,
+    q: np.ndarray | None,
+    s: ConformanceSettings,
+    amax: np.ndarray,
+    n_valid: np.ndarray,
+    spans: Sequence[SegmentSpan],
+) -> list[tuple[int, tuple[np.ndarray, np.ndarray]]]:
+    """Per region of :func:`_regions`: each row's peak (index, value).
+
+    Inside a judged segment a reading is within ``M`` (the row's max |deviation|) of the
+    setpoint, so the peak lies where the setpoint is within ``2M`` of its maximum: only that
+    window is read (the end of a ramp, all of a hold). Rows with a larger ``M`` than the
+    window allows are read over the whole segment when their peak fails the bound."""
+    rows = amax.size
+    usual = amax[n_valid > 0]
+    m_win = float(np.quantile(usual, 0.9)) if usual.size else 0.0
+    out = []
+    for j, lo, hi in _regions(axis, spans):
+        if hi <= lo:
+            out.append((j, (np.zeros(rows, dtype=np.int64), np.full(rows, np.nan))))
+            continue
+        seg_sp = axis.sp[lo:hi]
+        if j < 0 or spans[j].kind == "natural_cool" or not np.isfinite(seg_sp).all():
+            out.append((j, _window_max(y, q, s, lo, hi)))
+            continue
+        top = float(seg_sp.max())
+        cand = np.flatnonzero(seg_sp >= top - 2.0 * m_win)
+        c0, c1 = lo + int(cand[0]), lo + int(cand[-1]) + 1
+        ip, val = _window_max(y, q, s, c0, c1)
+        # every reading outside the window is below top - 2 m_win + M (M = the row's max
+        # |deviation|): a window peak at least that high is the segment's, ties included
+        with np.errstate(invalid="ignore"):
+            redo = np.flatnonzero(~(val >= top - 2.0 * m_win + amax))
+        redo = redo[n_valid[redo] > 0] if (c0, c1) != (lo, hi) else redo[:0]
+        if redo.size:
+            ip[redo], val[redo] = _rows_max(y, q, s, redo, lo, hi)
+            ip[redo] += lo
+        out.append((j, (ip, val)))
+    return out
+
+
+def _cone_rates(
+    axis: Axis,
+    y: np.ndarray,
+    q: np.ndarray | None,
+    s: ConformanceSettings,
+    ipeak: np.ndarray,
+    peak: np.ndarray,
+    amax: np.ndarray,
+    ws: Workspace,
+) -> np.ndarray:
+    """Heating rate over the last ``cone_span_c`` before each row's peak
+    (:func:`_last_span_rate`), reading only a window before the peaks: where the setpoint is
+    more than the rows' max |deviation| below the threshold every judged reading is below it,
+    so the crossing lies after the last such sample. Rows it does not settle are read whole."""
+    rows, n = peak.size, axis.n
+    f, k = y.shape[0], y.shape[1]
+    rate = np.full(rows, np.nan)
+    has = np.flatnonzero(np.isfinite(peak))
+    if has.size == 0 or n < 2:
+        return rate
+    m = float(np.quantile(amax[has], 0.9))
+    first_peak = int(ipeak[has].min())
+    thr = float(np.min(peak[has])) - s.cone_span_c
+    below = np.flatnonzero(axis.judged[:first_peak] & (axis.sp0[:first_peak] + m < thr))
+    c_lo = max(int(below[-1]) - 64, 0) if below.size else 0
+    c_hi = int(ipeak[has].max()) + 1
+    win = y[..., c_lo:c_hi].reshape(rows, c_hi - c_lo)
+    ok = np.isfinite(win)
+    if q is not None:
+        ok &= q[..., c_lo:c_hi].reshape(rows, c_hi - c_lo) <= s.max_quality
+    rate[has] = _last_span_rate(
+        axis.t_s[c_lo:c_hi], win[has], ok[has], ipeak[has] - c_lo, peak[has], s
+    )
+    if c_lo > 0:
+        redo = has[~np.isfinite(rate[has])]  # no crossing in the window: read the whole row
+        if redo.size:
+            full = y[redo // k, redo % k, :]
+            ok_full = np.isfinite(full)
+            if q is not None:
+                ok_full &= q[redo // k, redo % k, :] <= s.max_quality
+            rate[redo] = _last_span_rate(axis.t_s, full, ok_full, ipeak[redo], peak[redo], s)
+    del f
+    return rate
+
+
 def _spreads(
     t_ns: np.ndarray,
     t_s: np.ndarray,
-    y: np.ndarray,
-    temps_ok: np.ndarray,
-    has_quality: bool,
+    hi: np.ndarray,
+    lo: np.ndarray,
     bad_rows: np.ndarray,
     bad_cols: np.ndarray,
     k: int,
     s: ConformanceSettings,
 ) -> list[tuple[float, int | None, float]]:
-    """Spread across each firing's thermocouples (rows ``[f*k, (f+1)*k)`` of ``y``), where at
-    least two read: ``(max, when, time-weighted mean)`` per firing, all firings of a group in
-    one set of calls. The count of readers comes from the sparse list of unusable samples:
-    no pass over the (K, N) mask."""
-    rows, n = y.shape
-    g = rows // k
-    yg = y.reshape(g, k, n)
+    """Spread across each firing's thermocouples where at least two read: ``(max, when,
+    time-weighted mean)`` per firing, from the largest and smallest reading per sample that
+    the dense pass kept (``hi``/``lo`` (F, N)). The count of readers comes from the sparse
+    list of unusable samples: no pass over a (K, N) mask."""
+    g, n = hi.shape
     counts = np.bincount((bad_rows // k) * n + bad_cols, minlength=g * n).reshape(g, n)
     with np.errstate(all="ignore"):
         both = (k - counts) >= 2
-        if not has_quality:  # invalid == NaN (or ±inf, caught below): fmax/fmin skip NaN
-            hi_c, lo_c = np.fmax.reduce(yg, axis=1), np.fmin.reduce(yg, axis=1)
-        if has_quality or not (np.isfinite(hi_c).all() and np.isfinite(lo_c).all()):
-            okg = temps_ok.reshape(g, k, n)
-            hi_c = np.maximum.reduce(yg, axis=1, where=okg, initial=-np.inf)
-            lo_c = np.minimum.reduce(yg, axis=1, where=okg, initial=np.inf)
-        spread = np.where(both, hi_c - lo_c, np.nan)
+        spread = np.where(both, hi - lo, np.nan)
     out: list[tuple[float, int | None, float]] = [(math.nan, None, math.nan)] * g
     if n == 0:
         return out
@@ -863,43 +1034,59 @@ def _spreads(
     return out
 
 
+def _excursions(
+    t_ns: np.ndarray,
+    t_s: np.ndarray,
+    out_keys: np.ndarray,
+    out_vals: np.ndarray,
+    n: int,
+    r: Runs,
+    seg_idx_at: np.ndarray,
+    spans: Sequence[SegmentSpan],
+    names: tuple[str, ...],
+    s: ConformanceSettings,
+    row_shift: np.ndarray,
+) -> list[tuple[Excursion, int]]:
+    """Excursions (with their row) from runs outside the band; ``out_keys``/``out_vals`` are
+    the samples outside the band (row * n + col, sorted) and their deviation; row ``r``
+    happened ``row_shift[r]`` ns after ``t_ns`` says."""
+    if r.row.size == 0:
+        return []
+    dur = t_s[r.last] - t_s[r.first]
+    keep = np.nonzero(dur >= s.min_excursion_s)[0]
+    p0 = np.searchsorted(out_keys, r.row * n + r.first)
+    p1 = np.searchsorted(out_keys, r.row * n + r.last)
+    out = []
+    for i in keep:  # one iteration per excursion found, not per sample
+        row, a0, a1 = int(r.row[i]), int(r.first[i]), int(r.last[i])
+        vals = out_vals[p0[i] : p1[i] + 1]
+        at = int(np.abs(vals).argmax())
+        w = int(out_keys[p0[i] + at]) - row * n
+        worst = float(vals[at])
+        shift = int(row_shift[row])
+        out.append(
+            (
+                Excursion(
+                    thermocouple=names[row],
+                    start_ns=int(t_ns[a0]) + shift,
+                    end_ns=int(t_ns[a1]) + shift,
+                    duration_s=float(dur[i]),
+                    worst_deviation_c=worst,
+                    worst_ns=int(t_ns[w]) + shift,
+                    segment=int(seg_idx_at[w]),
+                    alarm=_alarm(worst, int(seg_idx_at[w]), spans),
+                ),
+                row,
+            )
+        )
+    return out
+
+
+
 def _span_end_ns(
     span: SegmentSpan, starts_ns: Sequence[int], j: int, spans: Sequence[SegmentSpan], end_ns: int
 ) -> int:
     return int(starts_ns[j + 1]) if j + 1 < len(spans) else int(end_ns)
-
-
-def _zero_unjudged(d: np.ndarray, judged: np.ndarray) -> None:
-    """Set the columns of ``d`` where the setpoint does not exist to 0. The setpoint normally
-    exists over one stretch (before the start and in a natural cool it does not): two slice
-    fills then, not a masked pass."""
-    if judged.all():
-        return
-    at = np.flatnonzero(judged)
-    if at.size and at[-1] - at[0] + 1 == at.size:
-        d[:, : at[0]] = 0.0
-        d[:, at[-1] + 1 :] = 0.0
-    elif at.size == 0:
-        d[...] = 0.0
-    else:
-        d[:, ~judged] = 0.0
-
-
-def _outside(
-    a: np.ndarray, a_max: np.ndarray, band_c: float, ws: Workspace
-) -> tuple[np.ndarray, np.ndarray]:
-    """Sparse (row, column) list of ``a > band_c``, scanning only rows with ``a_max > band_c``
-    (most thermocouples of a good firing never leave the band)."""
-    k, n = a.shape
-    hot = np.flatnonzero(a_max > band_c)
-    if hot.size == 0 or n == 0:
-        e = np.zeros(0, dtype=np.int64)
-        return e, e
-    if hot.size == k:
-        return _sparse(np.greater(a, band_c, out=ws.bool("outside", (k, n))))
-    r, c = _sparse(np.greater(a[hot], band_c))
-    return hot[r], c
-
 
 def _first_max(parts: Sequence[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
     """Combine per-range ``(index, value)`` maxima of consecutive ranges into the maximum over
@@ -912,62 +1099,13 @@ def _first_max(parts: Sequence[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarr
     rows = np.arange(idx.shape[0])
     return idx[rows, best], val[rows, best]
 
-
-def _stall_block(t_s: np.ndarray, s: ConformanceSettings) -> int:
-    """Samples per block of about ``stall_step_s`` (mean sampling interval; gaps make it
-    larger: blocks get fewer samples, never wrong); at least 3 blocks per firing."""
-    n = t_s.size
-    step = float(t_s[-1] - t_s[0]) / (n - 1) if n > 1 else s.stall_step_s
-    return int(min(max(1, round(s.stall_step_s / step)) if step > 0 else 1, max(n // 3, 1)))
-
-
-def _sparse(flag: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Row and column of every True in ``flag`` (K, N), row-major sorted.
-
-    One flat scan: ``np.flatnonzero`` on a contiguous bool array is ~25x faster than the 2-D
-    ``np.nonzero`` (which builds index tuples column by column)."""
-    flat = np.flatnonzero(flag)
-    if flat.size == 0:
-        e = np.zeros(0, dtype=np.int64)
-        return e, e
-    rows, cols = np.divmod(flat, flag.shape[1])
-    return rows, cols
-
-
-def _masked_argmax(
-    y0: np.ndarray, ok: np.ndarray, lo: int, hi: int, ws: Workspace
-) -> tuple[np.ndarray, np.ndarray]:
-    """Index (absolute) and value of each row's largest valid sample in ``[lo, hi)``; NaN value
-    where the row has none. ``y0`` holds 0 at invalid samples, so a plain argmax is right
-    whenever it lands on a valid sample (any kiln above 0 °C); rows where it does not fall back
-    to a masked pass."""
-    k = y0.shape[0]
-    rows = np.arange(k)
-    if hi <= lo:
-        return np.zeros(k, dtype=np.int64), np.full(k, np.nan)
-    idx = y0[:, lo:hi].argmax(axis=1)
-    good = ok[rows, lo + idx]
-    value = y0[rows, lo + idx]
-    if not good.all():
-        for r in np.nonzero(~good)[0]:  # rows with no valid sample, or all below 0 °C
-            m = ok[r, lo:hi]
-            if m.any():
-                vals = np.where(m, y0[r, lo:hi], -np.inf)
-                idx[r] = int(vals.argmax())
-                value[r] = vals[idx[r]]
-            else:
-                value[r] = np.nan
-    return lo + idx, value
-
-
-# Firings sharing a programme time axis are judged together up to this many samples: large
-# enough to amortise NumPy's per-call cost over several firings, small enough that the
-# scratch arrays (a few of this size) stay in cache. Measured per firing of 24 x 8640
-# (CPU ms): 1 firing per group 12.4, 2: 10.1, 4: 10.0, 10: 10.7, 20: 11.4 -> ~5 firings.
-_GROUP_CELLS = 1 << 20
-
-_CONE_WINDOW = 1024  # samples searched before a peak for the 100 °C crossing, before a full scan
-
+# Firings sharing a programme time axis are judged together up to this many samples: phase 2
+# of _judge then pays NumPy's per-call cost once for the group, and its arrays (block sums,
+# spreads: about a tenth of the samples) stay small. Phase 1 reads the group a tile of
+# _TILE_CELLS at a time: large enough to amortise a NumPy call, small enough to stay in cache
+# (bench/firing_conformance.py; docs/analytics-firing.md, "How it is fast").
+_GROUP_CELLS = 1 << 23
+_TILE_CELLS = 1 << 18
 
 def _last_span_rate(
     t_s: np.ndarray,
@@ -976,57 +1114,29 @@ def _last_span_rate(
     ipeak: np.ndarray,
     peak: np.ndarray,
     s: ConformanceSettings,
-    ws: Workspace,
 ) -> np.ndarray:
-    """Heating rate (°C/h) over the last ``cone_span_c`` before each thermocouple's peak: the
-    time from the last valid sample below ``peak - span`` before the peak (crossing found by
-    linear interpolation to the next valid sample when no gap lies between; else that next
-    sample's time) to the peak."""
-    k, n = y.shape
+    """Heating rate (°C/h) over the last ``cone_span_c`` before each row's peak, over the
+    columns given (``y``, ``ok`` (R, W), ``ipeak`` into them): the time from the last valid
+    sample below ``peak - span`` before the peak (crossing found by linear interpolation to
+    the next valid sample when no gap lies between; else that next sample's time) to the
+    peak. NaN where no such sample lies in the columns given."""
+    k, w = y.shape
     rate = np.full(k, np.nan)
-    if n < 2:
+    if w < 2 or k == 0:
         return rate
     thr = peak - s.cone_span_c
-    last = np.full(k, -1, dtype=np.int64)  # last valid sample below thr before the peak
-    nxt = ipeak.astype(np.int64, copy=True)  # the next valid sample after it (peak at latest)
-    # Look in a window just before the peak first: the last 100 °C usually takes well under
-    # `_CONE_WINDOW` samples, so this reads (K, W) samples instead of (K, N); rows not settled
-    # there are scanned in full.
-    w = min(_CONE_WINDOW, n)
-    cand = np.flatnonzero(np.isfinite(peak))
-    if cand.size:
-        cols = ipeak[cand, None] - w + np.arange(w)[None, :]  # ends just before the peak
-        cc = np.maximum(cols, 0)
-        rr = cand[:, None]
-        ok_w = ok[rr, cc] & (cols >= 0)
-        with np.errstate(invalid="ignore"):
-            below_w = (y[rr, cc] < thr[cand, None]) & ok_w
-        found = np.flatnonzero(below_w.any(axis=1))
-        if found.size:
-            pos = w - 1 - below_w[found, ::-1].argmax(axis=1)
-            last[cand[found]] = cols[found, pos]
-            after = ok_w[found] & (np.arange(w)[None, :] > pos[:, None])
-            has_next = after.any(axis=1)
-            nxt[cand[found[has_next]]] = cols[found[has_next], after[has_next].argmax(axis=1)]
-        rest = cand[~below_w.any(axis=1) & (ipeak[cand] > w)]  # window short of the start
-        if rest.size:
-            col = np.arange(n)[None, :]
-            with np.errstate(invalid="ignore"):
-                below = np.less(y[rest], thr[rest, None])
-            below &= ok[rest]
-            below &= col < ipeak[rest, None]
-            any_below = below.any(axis=1)
-            rest = rest[any_below]
-            pos = n - 1 - below[any_below, ::-1].argmax(axis=1)
-            last[rest] = pos
-            after = ok[rest] & (col > pos[:, None]) & (col <= ipeak[rest, None])
-            nxt[rest] = after.argmax(axis=1)  # the peak itself is valid: always one
-    has = last >= 0
+    col = np.arange(w)[None, :]
+    with np.errstate(invalid="ignore"):
+        below = np.less(y, thr[:, None])
+    below &= ok
+    below &= col < ipeak[:, None]
+    has = below.any(axis=1)
     if not has.any():
         return rate
-    rows = np.nonzero(has)[0]
-    i = last[rows]
-    j = nxt[rows]
+    rows = np.flatnonzero(has)
+    i = w - 1 - below[rows, ::-1].argmax(axis=1)  # the last one before the peak
+    after = ok[rows] & (col > i[:, None]) & (col <= ipeak[rows, None])
+    j = after.argmax(axis=1)  # the next valid sample (the peak at the latest: always one)
     ti, tj = t_s[i], t_s[j]
     yi, yj = y[rows, i], y[rows, j]
     bridge = ok[rows, j] & (tj - ti <= s.max_gap_s) & (yj > yi)
@@ -1036,47 +1146,6 @@ def _last_span_rate(
         dur_h = (t_s[ipeak[rows]] - t_cross) / 3600.0
         rate[rows] = np.where(dur_h > 0, s.cone_span_c / dur_h, np.nan)
     return rate
-
-
-def _excursions(
-    t_ns: np.ndarray,
-    t_s: np.ndarray,
-    d: np.ndarray,
-    r: Runs,
-    seg_idx_at: np.ndarray,
-    spans: Sequence[SegmentSpan],
-    names: tuple[str, ...],
-    s: ConformanceSettings,
-    row_shift: np.ndarray,
-) -> list[tuple[Excursion, int]]:
-    """Excursions (with their row) from runs outside the band; row ``r`` happened
-    ``row_shift[r]`` ns after ``t_ns`` says."""
-    if r.row.size == 0:
-        return []
-    dur = t_s[r.last] - t_s[r.first]
-    keep = np.nonzero(dur >= s.min_excursion_s)[0]
-    out = []
-    for i in keep:  # one iteration per excursion found, not per sample
-        row, a0, a1 = int(r.row[i]), int(r.first[i]), int(r.last[i])
-        seg = d[row, a0 : a1 + 1]
-        w = a0 + int(np.abs(seg).argmax())
-        shift = int(row_shift[row])
-        out.append(
-            (
-                Excursion(
-                    thermocouple=names[row],
-                    start_ns=int(t_ns[a0]) + shift,
-                    end_ns=int(t_ns[a1]) + shift,
-                    duration_s=float(dur[i]),
-                    worst_deviation_c=float(d[row, w]),
-                    worst_ns=int(t_ns[w]) + shift,
-                    segment=int(seg_idx_at[w]),
-                    alarm=_alarm(float(d[row, w]), int(seg_idx_at[w]), spans),
-                ),
-                row,
-            )
-        )
-    return out
 
 
 _LOW_ALARMS = {"ramp": "too_low_heating", "hold": "too_low_hold", "cool": "too_low_cooling"}
@@ -1098,6 +1167,7 @@ def _stalls(
     start_ns: int,
     paused_s: Sequence[tuple[float, float]],
     row_shift: np.ndarray,
+    ws: Workspace,
 ) -> list[tuple[Stall, int]]:
     """Least-squares heating rate over trailing windows of ``stall_window_s`` inside ramp
     segments, evaluated every block of about ``stall_step_s``; runs below the stall rate.
@@ -1115,11 +1185,7 @@ def _stalls(
     g = blocks.t0_h.size
     if g == 0:
         return []
-    sums = blocks.global_sums()  # (5, K, G)
-    # prefix sums laid out (G + 1, 5, K): gathering a window's ends then copies contiguous
-    # (5, K) slabs instead of picking scattered elements along the last axis (~10x cheaper)
-    prefix = np.zeros((g + 1, 5, sums.shape[1]))
-    np.cumsum(sums.transpose(2, 0, 1), axis=0, out=prefix[1:])
+    prefix = blocks.prefix  # (G + 1, 5, K)
     first_t = t_s[0 : g * b : b]  # time of each block's first sample
     last_t = t_s[b - 1 : g * b : b]  # ... and last sample
     # windows of every ramp, evaluated together: one gather and one slope computation
@@ -1143,8 +1209,10 @@ def _stalls(
         return []
     ends, starts = np.concatenate(win_ends), np.concatenate(win_starts)
     ramp = np.concatenate(win_ramp)
-    rate = ls_slope((prefix[ends + 1] - prefix[starts]).transpose(1, 2, 0))  # (K, windows)
-    slow = rate < s.stall_rate_c_h
+    rate_w = _window_rates(prefix, ends, starts, ws)  # (windows, K)
+    with np.errstate(invalid="ignore"):
+        slow = np.ascontiguousarray((rate_w < s.stall_rate_c_h).T)
+    rate = rate_w.T  # (K, windows)
     # a stall never runs from one ramp into the next
     r = runs(slow, last_t[ends], 1.5 * b * step, breaks=ramp[1:] != ramp[:-1])
     out: list[tuple[Stall, int]] = []
@@ -1166,3 +1234,31 @@ def _stalls(
             )
         )
     return out
+
+
+def _window_rates(
+    prefix: np.ndarray, ends: np.ndarray, starts: np.ndarray, ws: Workspace
+) -> np.ndarray:
+    """Least-squares slope (:func:`~analytics.firing_metrics.ls_slope`) over blocks
+    ``[starts[w], ends[w]]`` of every row: ``(windows, K)``, NaN where undefined. Works in
+    the workspace: a group has hundreds of windows by thousands of rows."""
+    w, k = ends.size, prefix.shape[2]
+    a = np.take(prefix, ends + 1, axis=0, out=ws.float("stall.a", (w, 5, k)))
+    b = np.take(prefix, starts, axis=0, out=ws.float("stall.b", (w, 5, k)))
+    np.subtract(a, b, out=a)  # window sums: n, Σt, Σt², Σy, Σty
+    n, st, stt, sy, sty = (a[:, i] for i in range(5))
+    var, tmp, num, floor = (b[:, i] for i in range(4))
+    np.multiply(n, stt, out=floor)
+    np.multiply(st, st, out=tmp)
+    np.subtract(floor, tmp, out=var)
+    np.multiply(n, sty, out=num)
+    np.multiply(st, sy, out=tmp)
+    num -= tmp
+    np.maximum(floor, 1e-300, out=floor)
+    floor *= 1e-12
+    with np.errstate(all="ignore"):
+        rate = np.divide(num, var)
+    bad = var <= floor
+    bad |= n < 3
+    rate[bad] = np.nan
+    return rate

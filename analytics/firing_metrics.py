@@ -10,9 +10,12 @@ rate in °C/h falls out directly.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+
+from analytics.firing_pass import Axis
 
 
 def interval_weights(
@@ -64,7 +67,8 @@ class SampleWeights:
     instants and put on one time axis with NaN in between lose nothing; only time decides what
     a gap is.
 
-    ``ok`` (K, N): the thermocouple reading is usable; ``judged`` (N,): the setpoint exists.
+    ``ok`` (K, N): the thermocouple reading is usable (or a function ``ok(rows, cols)``, then
+    ``k`` gives the number of rows); ``judged`` (N,): the setpoint exists.
     ``bad_rows``/``bad_cols``: every (row, column) where ``ok`` is False, row-major sorted.
     """
 
@@ -72,12 +76,19 @@ class SampleWeights:
         self,
         t_s: np.ndarray,
         judged: np.ndarray,
-        ok: np.ndarray,
+        ok: np.ndarray | Callable[[np.ndarray, np.ndarray], np.ndarray],
         bad_rows: np.ndarray,
         bad_cols: np.ndarray,
         max_gap_s: float,
+        k: int | None = None,
     ) -> None:
-        k, n = ok.shape
+        if callable(ok):  # ok(rows, cols) -> bool: no (K, N) mask needed
+            self._ok = ok
+            n = t_s.size
+            k = int(k or 0)
+        else:
+            self._ok = lambda r, c, a=ok: a[r, c]
+            k, n = ok.shape
         self.k, self.n = k, n
         if n >= 2:
             dt = np.diff(t_s)
@@ -90,42 +101,57 @@ class SampleWeights:
         wc[:-1] += half
         self.wc = wc
         self.bad_rows, self.bad_cols = bad_rows, bad_cols
+        # Neighbours, from the sorted list alone: bad sample i's left neighbour is usable
+        # unless the previous entry is that very sample (same row, column - 1); likewise right.
+        # ``*_src`` index the neighbour values [left of each bad sample; right of each] that
+        # :meth:`corrected` takes, so a correction never searches for a sample.
+        nb = bad_rows.size
+        next_bad = np.zeros(nb, dtype=bool)
+        if nb > 1:
+            next_bad[:-1] = (bad_rows[1:] == bad_rows[:-1]) & (bad_cols[1:] == bad_cols[:-1] + 1)
+        prev_bad = np.zeros(nb, dtype=bool)
+        prev_bad[1:] = next_bad[:-1]
         # what each valid neighbour of a bad sample loses: the half interval towards it
-        left = bad_cols >= 1  # neighbour j - 1 loses half[j - 1]
-        right = bad_cols <= n - 2  # neighbour j + 1 loses half[j]
-        lr, lc = bad_rows[left], bad_cols[left] - 1
-        rr, rc = bad_rows[right], bad_cols[right] + 1
-        rows = np.concatenate([lr, rr])
-        cols = np.concatenate([lc, rc])
-        amount = np.concatenate([half[lc], half[rc - 1]]) * ok[rows, cols]
+        il = np.flatnonzero((bad_cols >= 1) & ~prev_bad)  # neighbour j - 1 loses half[j - 1]
+        ir = np.flatnonzero((bad_cols <= n - 2) & ~next_bad)  # neighbour j + 1 loses half[j]
+        rows = np.concatenate([bad_rows[il], bad_rows[ir]])
+        cols = np.concatenate([bad_cols[il] - 1, bad_cols[ir] + 1])
+        amount = np.concatenate([half[bad_cols[il] - 1], half[bad_cols[ir]]])
+        src = np.concatenate([il, nb + ir])
         keep = amount > 0
         self.lost_rows, self.lost_cols, self.lost = rows[keep], cols[keep], amount[keep]
-        # bridges over runs of unusable samples: (row, p) and (row, q) around each run
-        br, bp, bq = bad_runs(bad_rows, bad_cols)
-        p, q = bp - 1, bq + 1
+        self.lost_src = src[keep]
+        # bridges over runs of unusable samples: (row, p) and (row, q) around each run; p and
+        # q are usable (a run is maximal)
+        i0, i1 = np.flatnonzero(~prev_bad), np.flatnonzero(~next_bad)
+        br, p, q = bad_rows[i0], bad_cols[i0] - 1, bad_cols[i1] + 1
         inside = (p >= 0) & (q <= n - 1)
-        br, p, q = br[inside], p[inside], q[inside]
+        br, p, q, i0, i1 = br[inside], p[inside], q[inside], i0[inside], i1[inside]
         judged_before = np.concatenate([[0], np.cumsum(judged)])
         span = t_s[q] - t_s[p] if n else np.zeros(0)
         fully_judged = (judged_before[q + 1] - judged_before[p]) == (q - p + 1)
-        bridge = fully_judged & (span <= max_gap_s) & ok[br, p] & ok[br, q]
+        bridge = fully_judged & (span <= max_gap_s)
         h = 0.5 * span[bridge]
         self.bridge_rows = np.concatenate([br[bridge], br[bridge]])
         self.bridge_cols = np.concatenate([p[bridge], q[bridge]])
         self.bridge = np.concatenate([h, h])
+        bridge_src = np.concatenate([i0[bridge], nb + i1[bridge]])
         order = np.argsort(self.bridge_rows * n + self.bridge_cols, kind="stable")
         self.bridge_rows = self.bridge_rows[order]
         self.bridge_cols = self.bridge_cols[order]
         self.bridge = self.bridge[order]
+        self.bridge_src = bridge_src[order]
         self._bridge_keys = self.bridge_rows * n + self.bridge_cols
 
-    def at(self, rows: np.ndarray, cols: np.ndarray, ok: np.ndarray) -> np.ndarray:
-        """Weights of the (valid) samples at ``(rows, cols)``."""
+    def at(self, rows: np.ndarray, cols: np.ndarray, ok: np.ndarray | None = None) -> np.ndarray:
+        """Weights of the (valid) samples at ``(rows, cols)`` (``ok``: the mask, if not the
+        one given at construction)."""
         n = self.n
+        ok_fn = self._ok if ok is None else (lambda r, c: ok[r, c])
         left = np.where(cols >= 1, self.half[np.maximum(cols - 1, 0)], 0.0) if n > 1 else 0.0
         right = np.where(cols <= n - 2, self.half[np.minimum(cols, n - 2)], 0.0) if n > 1 else 0.0
-        ok_left = ok[rows, np.maximum(cols - 1, 0)] & (cols >= 1)
-        ok_right = ok[rows, np.minimum(cols + 1, n - 1)] & (cols <= n - 2)
+        ok_left = ok_fn(rows, np.maximum(cols - 1, 0)) & (cols >= 1)
+        ok_right = ok_fn(rows, np.minimum(cols + 1, n - 1)) & (cols <= n - 2)
         w = left * ok_left + right * ok_right
         if self.bridge.size and rows.size:
             keys = rows * n + cols
@@ -161,6 +187,22 @@ class SampleWeights:
             r, c = self.bridge_rows, self.bridge_cols
             base += np.bincount(r, weights=self.bridge * np.square(f[r, c]), minlength=self.k)
         return base
+
+    def corrected(self, base: np.ndarray, f_nb: np.ndarray) -> np.ndarray:
+        """``Σ_i w[k, i] f[k, i]`` from ``base`` = ``Σ_i wc[i] f[k, i]`` (the common weights,
+        ``f`` 0 where invalid) and ``f_nb``, ``f`` at the neighbours of the unusable samples
+        ([left of each; right of each], in list order; 0 where there is none): the only
+        samples whose weight differs from ``wc``. No (K, N) array of ``f`` needed."""
+        out = np.array(base, dtype=np.float64)
+        if self.lost.size:
+            out -= np.bincount(
+                self.lost_rows, weights=self.lost * f_nb[self.lost_src], minlength=self.k
+            )
+        if self.bridge.size:
+            out += np.bincount(
+                self.bridge_rows, weights=self.bridge * f_nb[self.bridge_src], minlength=self.k
+            )
+        return out
 
     def total(self, lo: int = 0, hi: int | None = None) -> np.ndarray:
         """``Σ_i w[k, i]`` over valid samples in columns ``[lo, hi)``: covered time."""
@@ -224,7 +266,7 @@ class DenseWeights:
         w[~valid] = 0.0
         self.w = w
 
-    def at(self, rows: np.ndarray, cols: np.ndarray, ok: np.ndarray) -> np.ndarray:
+    def at(self, rows: np.ndarray, cols: np.ndarray, ok: np.ndarray | None = None) -> np.ndarray:
         return self.w[rows, cols]
 
     def weighted_sum(self, f: np.ndarray, lo: int = 0, hi: int | None = None) -> np.ndarray:
@@ -328,43 +370,101 @@ def ls_slope(sums: np.ndarray, min_samples: int = 3) -> np.ndarray:
     return np.where(ok, slope, np.nan)
 
 
-def segments_sums(
-    t_h: np.ndarray,
-    y0: np.ndarray,
+@dataclass(frozen=True, slots=True)
+class BlockSums:
+    """Prefix sums over whole blocks of ``b`` samples (block ``g`` = samples
+    ``[g*b, (g+1)*b)``, a tail shorter than a block left out), over valid samples, time in
+    hours from the firing start: ``prefix[g]`` (5, K) holds n, Σt, Σt², Σy, Σty of blocks
+    ``[0, g)``, so any run of whole blocks costs one subtraction.
+
+    Laid out (G + 1, 5, K): the running sum adds contiguous (5, K) slabs (NumPy vectorises a
+    cumulative sum across the inner axis, not along it) and gathering a window's ends copies
+    contiguous slabs. Built once per group by :func:`block_sums_from_pass`; the stall windows
+    and the per-segment sums both read it."""
+
+    b: int
+    t0_h: np.ndarray
+    prefix: np.ndarray
+
+    def inside(self, lo: int, hi: int) -> tuple[int, int]:
+        """Blocks ``[g0, g1)`` lying wholly inside samples ``[lo, hi)``."""
+        return -(-lo // self.b), min(hi // self.b, self.t0_h.size)
+
+
+def block_sums_from_pass(
+    axis: Axis,
+    bs: np.ndarray,
+    bts: np.ndarray,
     bad_rows: np.ndarray,
     bad_cols: np.ndarray,
-    bounds: np.ndarray,
-    blocks: BlockSums | None = None,
+    k: int,
+    out: np.ndarray | None = None,
+) -> BlockSums:
+    """:class:`BlockSums` from the dense pass's per-block Σd, Στd (``bs``, ``bts`` (K, G),
+    ``d = y - sp0``, 0 at the unusable samples ``bad_rows``/``bad_cols``): the setpoint's
+    block sums are added back; n, Σt, Σt² are common to every thermocouple minus the unusable
+    samples. ``out``: a reusable (G + 1, 5, K) buffer."""
+    b, g = axis.b, axis.g
+    m = g * b
+    t_blk = axis.t_h[:m].reshape(g, b)
+    sp_blk = axis.sp0[:m].reshape(g, b)
+    prefix = np.empty((g + 1, 5, k)) if out is None else out
+    prefix[0] = 0.0
+    body = prefix[1:]
+    body[:, 0, :] = float(b)
+    body[:, 1, :] = t_blk.sum(axis=1)[:, None]
+    body[:, 2, :] = (t_blk * t_blk).sum(axis=1)[:, None]
+    sd = bs.T  # (G, K)
+    body[:, 3, :] = sd
+    body[:, 3, :] += sp_blk.sum(axis=1)[:, None]
+    # Σ t y = t0 Σd + Σ τ d + Σ t sp0
+    np.multiply(sd, axis.t0_h[:, None], out=body[:, 4, :])
+    body[:, 4, :] += bts.T
+    body[:, 4, :] += (t_blk * sp_blk).sum(axis=1)[:, None]
+    sel = bad_cols < m
+    if sel.any():
+        r, c = bad_rows[sel], bad_cols[sel]
+        t, sp = axis.t_h[c], axis.sp0[c]
+        base = (c // b) * (5 * k) + r
+        idx = np.concatenate([base + q * k for q in range(5)])
+        w = np.concatenate([np.ones(r.size), t, t * t, sp, t * sp])
+        np.subtract.at(body.reshape(-1), idx, w)
+    # the running sum one (5, K) slab at a time: NumPy's cumsum along a leading axis does
+    # not vectorise across the trailing one and is several times slower than this loop
+    for i in range(1, g):
+        np.add(body[i], body[i - 1], out=body[i])
+    return BlockSums(b, axis.t0_h, prefix)
+
+
+def segments_sums_from_pass(
+    axis: Axis,
+    blocks: BlockSums,
+    edge: np.ndarray,
+    bad_rows: np.ndarray,
+    bad_cols: np.ndarray,
+    k: int,
 ) -> np.ndarray:
-    """``(5, K, S)`` sums n, Σt, Σt², Σy, Σty over the valid samples of every segment at once;
-    segment ``j`` is samples ``[bounds[j], bounds[j+1])`` (``bounds`` non-decreasing).
-
-    ``y0`` holds 0 at unusable samples, listed in ``bad_rows``/``bad_cols``: n, Σt, Σt² are
-    the same for every thermocouple minus those few. Σy, Σty come from ``blocks`` (the per-block
-    sums the stall detector needs anyway, :func:`block_sums_local`) for the whole blocks inside
-    a segment, and from the samples themselves only at the ragged ends - so no extra pass over
-    ``y0`` when ``blocks`` is given. Time is centred per segment so the sums do not cancel (the
-    block sums are kept in block-local time for the same reason).
-
-    Deliberately no BLAS (``@``) in this module: OpenBLAS threads even small products, and on a
-    busy plant server those threads spin against each other; NumPy's own loops stay on one core
-    and the caller parallelises over firings instead.
-    """
-    k = y0.shape[0]
-    bounds = np.asarray(bounds, dtype=np.int64)
+    """``(5, K, S)`` sums n, Σt, Σt², Σy, Σty over the valid samples of every segment, time
+    centred per segment (so the sums do not cancel): Σy, Σty from the whole blocks inside a
+    segment (``blocks``) plus its ragged ends (``edge`` (K, 2S): the dense pass's Σd and
+    Σ(t - centre)d there, the setpoint's part added back here); n, Σt, Σt² are the same for
+    every thermocouple minus the unusable samples."""
+    bounds = axis.bounds
     n_seg = len(bounds) - 1
+    t_h, sp0, centre = axis.t_h, axis.sp0, axis.centre
     lo, hi = int(bounds[0]), int(bounds[-1])
     lengths = np.diff(bounds)
     seg = np.repeat(np.arange(n_seg), lengths)  # segment of each sample in [lo, hi)
-    t = t_h[lo:hi]
-    first = t_h[np.minimum(bounds[:-1], len(t_h) - 1)] if len(t_h) else np.zeros(n_seg)
-    last = t_h[np.clip(bounds[1:] - 1, 0, max(len(t_h) - 1, 0))] if len(t_h) else first
-    centre = (first + last) / 2
-    tc = t - centre[seg]
+    tc = t_h[lo:hi] - centre[seg]
     out = np.empty((5, k, n_seg))
     out[0] = lengths.astype(np.float64)
     out[1] = np.bincount(seg, weights=tc, minlength=n_seg)
     out[2] = np.bincount(seg, weights=tc * tc, minlength=n_seg)
+    ec, es = axis.edge_cols, axis.edge_seg
+    e_sy = edge[:, :n_seg] + np.bincount(es, weights=sp0[ec], minlength=n_seg)
+    e_sty = edge[:, n_seg:] + np.bincount(
+        es, weights=(t_h[ec] - centre[es]) * sp0[ec], minlength=n_seg
+    )
     m = (bad_cols >= lo) & (bad_cols < hi)
     if m.any():
         c = bad_cols[m] - lo
@@ -373,95 +473,21 @@ def segments_sums(
         out[0] -= np.bincount(key, minlength=size).reshape(k, n_seg)
         out[1] -= np.bincount(key, weights=tc[c], minlength=size).reshape(k, n_seg)
         out[2] -= np.bincount(key, weights=tc[c] * tc[c], minlength=size).reshape(k, n_seg)
+        is_edge = np.zeros(axis.n, dtype=bool)
+        is_edge[ec] = True
+        e = is_edge[c + lo]
+        if e.any():
+            ce, ke = c[e], key[e]
+            e_sy -= np.bincount(ke, weights=sp0[ce + lo], minlength=size).reshape(k, n_seg)
+            e_sty -= np.bincount(ke, weights=tc[ce] * sp0[ce + lo], minlength=size).reshape(
+                k, n_seg
+            )
     for j in range(n_seg):  # one iteration per segment, not per sample
-        a, b = int(bounds[j]), int(bounds[j + 1])
-        g0, g1 = (0, 0) if blocks is None else blocks.inside(a, b)
-        if g1 <= g0:  # no whole block inside: sum the samples
-            part = y0[:, a:b]
-            out[3, :, j] = part.sum(axis=1)
-            out[4, :, j] = np.einsum("kn,n->k", part, tc[a - lo : b - lo])
-            continue
-        bb = blocks.b
-        sy = blocks.sy[:, g0:g1]
-        out[3, :, j] = sy.sum(axis=1)
-        # Σ (t - c) y over a block = Σ (t - t_block) y + (t_block - c) Σ y
-        out[4, :, j] = blocks.sty[:, g0:g1].sum(axis=1)
-        out[4, :, j] += np.einsum("kg,g->k", sy, blocks.t0_h[g0:g1] - centre[j])
-        for e0, e1 in ((a, g0 * bb), (g1 * bb, b)):  # the ragged ends
-            if e1 > e0:
-                part = y0[:, e0:e1]
-                out[3, :, j] += part.sum(axis=1)
-                out[4, :, j] += np.einsum("kn,n->k", part, tc[e0 - lo : e1 - lo])
+        g0, g1 = blocks.inside(int(bounds[j]), int(bounds[j + 1]))
+        out[3, :, j] = e_sy[:, j]
+        out[4, :, j] = e_sty[:, j]
+        if g1 > g0:
+            whole = blocks.prefix[g1] - blocks.prefix[g0]  # (5, K), time from the start
+            out[3, :, j] += whole[3]
+            out[4, :, j] += whole[4] - centre[j] * whole[3]  # Σ (t - c) y = Σ t y - c Σ y
     return out
-
-
-@dataclass(frozen=True, slots=True)
-class BlockSums:
-    """Per block of ``b`` consecutive samples (block ``g`` = samples ``[g*b, (g+1)*b)``, a tail
-    shorter than a block left out), over valid samples, in block-local time ``t - t0_h[g]``:
-    ``n``, ``st``, ``stt`` (K, G) count, Σt, Σt²; ``sy``, ``sty`` (K, G) Σy, Σty.
-
-    Built once per firing by :func:`block_sums_local` (two passes over the samples); the stall
-    windows and the per-segment sums are both assembled from it. Local time keeps every sum
-    small, so assembling long ranges does not cancel digits."""
-
-    b: int
-    t0_h: np.ndarray
-    n: np.ndarray
-    st: np.ndarray
-    stt: np.ndarray
-    sy: np.ndarray
-    sty: np.ndarray
-
-    def inside(self, lo: int, hi: int) -> tuple[int, int]:
-        """Blocks ``[g0, g1)`` lying wholly inside samples ``[lo, hi)``."""
-        return -(-lo // self.b), min(hi // self.b, self.t0_h.size)
-
-    def global_sums(self) -> np.ndarray:
-        """``(5, K, G)`` n, Σt, Σt², Σy, Σty in the caller's time (not block-local)."""
-        t0 = self.t0_h[None, :]
-        out = np.empty((5, *self.sy.shape))
-        out[0] = self.n
-        out[1] = self.st + self.n * t0
-        out[2] = self.stt + 2.0 * t0 * self.st + self.n * t0 * t0
-        out[3] = self.sy
-        out[4] = self.sty + t0 * self.sy
-        return out
-
-
-def block_sums_local(
-    t_h: np.ndarray, y0: np.ndarray, bad_rows: np.ndarray, bad_cols: np.ndarray, b: int
-) -> BlockSums:
-    """:class:`BlockSums` of ``y0`` (0 at the unusable samples ``bad_rows``/``bad_cols``).
-
-    Σy, Σty are einsum contractions over a (K, G, b) view of ``y0`` (no copy); n, Σt, Σt²
-    are common to all thermocouples minus the unusable samples.
-    """
-    k, n = y0.shape
-    g = n // b
-    m = g * b
-    t0 = t_h[0:m:b]
-    tr = t_h[:m].reshape(g, b) - t0[:, None]
-    cnt = np.full((k, g), float(b))
-    st = np.broadcast_to(tr.sum(axis=1), (k, g)).copy()
-    stt = np.broadcast_to((tr * tr).sum(axis=1), (k, g)).copy()
-    sel = bad_cols < m
-    if sel.any():
-        r, c = bad_rows[sel], bad_cols[sel]
-        key = r * g + c // b
-        tb = t_h[c] - t0[c // b]
-        cnt -= np.bincount(key, minlength=k * g).reshape(k, g)
-        st -= np.bincount(key, weights=tb, minlength=k * g).reshape(k, g)
-        stt -= np.bincount(key, weights=tb * tb, minlength=k * g).reshape(k, g)
-    yr = y0[:, :m].reshape(k, g, b)
-    sy = np.einsum("kgb->kg", yr)
-    sty = np.einsum("kgb,gb->kg", yr, tr)
-    return BlockSums(b, t0, cnt, st, stt, sy, sty)
-
-
-def block_sums(
-    t_h: np.ndarray, y0: np.ndarray, bad_rows: np.ndarray, bad_cols: np.ndarray, b: int
-) -> np.ndarray:
-    """Per block of ``b`` consecutive samples: ``(5, K, G)`` sums n, Σt, Σt², Σy, Σty over
-    valid samples, with ``G = N // b`` (a tail shorter than a block is left out)."""
-    return block_sums_local(t_h, y0, bad_rows, bad_cols, b).global_sums()
