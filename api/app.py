@@ -21,6 +21,7 @@ from api.observability import MetricsMiddleware
 from api.problems import PROBLEM_RESPONSES
 from api.routes import dashboard
 from api.security import SecurityHeaders
+from api.services.oee_cache import OeeCache
 from api.settings import Settings
 from core.plant import PlantModel, load_plant
 from core.reading import now_ns
@@ -69,6 +70,17 @@ def create_app(
         store = open_telemetry_store(settings.store_url)
         owned.append(store)
     ctx = AppContext(settings, store, meta, plant, clock, owned)
+    oee_cache: OeeCache = OeeCache(
+        clock,
+        max_entries=settings.oee_cache_entries,
+        live_s=settings.oee_cache_live_s,
+        late_s=settings.oee_cache_late_s,
+        settled_s=settings.oee_cache_settled_s,
+    )
+    ctx.oee_cache = oee_cache
+    ctx.metrics.watch_oee_cache(oee_cache.stats)
+    # Gradings and recorded firings feed kiln OEE: a write drops that asset's cached results.
+    meta.add_listener(oee_cache.invalidate)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -82,6 +94,7 @@ def create_app(
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            meta.remove_listener(oee_cache.invalidate)
             for thing in reversed(ctx.owned):
                 with contextlib.suppress(Exception):
                     thing.close()

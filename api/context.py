@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from api.auth import TokenCache
 from api.metadata.store import MetadataStore
 from api.observability import ApiMetrics
+from api.services.oee_cache import OeeCache
 from api.settings import Settings
 from core.plant import PlantModel
 from ingest.contracts import Store
@@ -28,3 +29,5 @@ class AppContext:
     owned: list = field(default_factory=list)
     tokens: TokenCache = field(default_factory=TokenCache)
     metrics: ApiMetrics = field(default_factory=ApiMetrics)
+    # Per-asset OEE results (api/services/oee_cache.py); create_app builds it from settings.
+    oee_cache: OeeCache | None = None

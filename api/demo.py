@@ -330,6 +330,12 @@ async def _serve(
         # "silent" is judged in simulated time, which runs --speed times faster: allow about
         # half a minute of wall time between samples before calling an asset silent.
         silent_after_s=max(120.0, 30.0 * args.speed),
+        # The OEE cache's lifetimes are simulated time too: keep a live result about 5 wall
+        # seconds, treat a window as settled a wall minute after it ended, keep a settled
+        # result at most a wall hour.
+        oee_cache_live_s=5.0 * max(args.speed, 1.0),
+        oee_cache_late_s=max(600.0, 60.0 * args.speed),
+        oee_cache_settled_s=max(3600.0, 3600.0 * args.speed),
     )
     meta = MetadataStore.open(settings.db_url)
     meta.create_schema()

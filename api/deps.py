@@ -20,6 +20,7 @@ from api.auth import Principal, Role, may_see_aggregate, may_see_raw
 from api.context import AppContext, Clock
 from api.metadata.store import MetadataStore
 from api.problems import Problem
+from api.services.oee_cache import OeeCache
 from api.settings import Settings
 from core.plant import Asset, Enterprise, Kiln, PlantModel, Press
 from ingest.contracts import Store
@@ -58,11 +59,17 @@ async def get_settings(ctx: CtxDep) -> Settings:
     return ctx.settings
 
 
+async def get_oee_cache(ctx: CtxDep) -> OeeCache | None:
+    return ctx.oee_cache
+
+
 StoreDep = Annotated[Store, Depends(get_store)]
 MetaDep = Annotated[MetadataStore, Depends(get_meta)]
 PlantDep = Annotated[PlantModel, Depends(get_plant)]
 ClockDep = Annotated[Clock, Depends(get_clock)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+# Per-asset OEE results; consult it only after the caller's access to the scope is checked.
+OeeCacheDep = Annotated[OeeCache | None, Depends(get_oee_cache)]
 
 
 def current_principal(

@@ -34,3 +34,15 @@ class Settings(BaseSettings):
     expected_sample_interval_s: float = Field(10.0, gt=0)
     # How far back firings are looked for in telemetry when the caller gives no window.
     firing_lookback_s: float = Field(14 * 86400.0, gt=0)
+    # The OEE cache (per process, per asset; docs/api.md "The OEE cache"). At most this many
+    # per-asset results are kept, least recently used first out; 0 turns the cache off.
+    oee_cache_entries: int = Field(4096, ge=0)
+    # A window that ended less than this long ago may still receive data (edge agents deliver
+    # late): it is "live". An older window is "settled".
+    oee_cache_late_s: float = Field(600.0, ge=0)
+    # A live window's result is kept this long, and "now" (the default end of a window) is
+    # rounded down to a multiple of it so that pollers share entries; 0: never kept.
+    oee_cache_live_s: float = Field(5.0, ge=0)
+    # A settled window's result is kept at most this long (bounding how long data that arrives
+    # later than oee_cache_late_s goes unseen); 0: until invalidated or evicted.
+    oee_cache_settled_s: float = Field(3600.0, ge=0)

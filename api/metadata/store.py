@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterable
+import threading
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from sqlalchemy import Engine, and_, create_engine, delete, event, insert, select, update
@@ -103,11 +104,42 @@ def open_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True)
 
 
+# What kiln OEE takes from a firing's row: when it ended (a car out) and its programme (the
+# nameplate rate). Not the score or energy, and not the start, which a scan over a window that
+# begins after the firing did places later (a tunnel kiln's campaign would otherwise "change"
+# on every scan); a firing that starts or ends inside a window was seen by that window's scan.
+FIRING_FACTS = ("end_ns", "state", "programme_segments")
+
+
 class MetadataStore:
-    """The metadata of one deployment. Thread-safe (a connection per call from the pool)."""
+    """The metadata of one deployment. Thread-safe (a connection per call from the pool).
+
+    Writes that change what OEE is computed from (a grading put, a firing recorded or its
+    facts changed) are announced to the listeners (:meth:`add_listener`) with the asset's path
+    after they are committed: the API's OEE cache drops that asset's results. Only writes
+    through this object are seen; another process writing the same database is not.
+    """
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self._listeners: list[Callable[[str], None]] = []
+        self._listeners_lock = threading.Lock()
+
+    def add_listener(self, listener: Callable[[str], None]) -> None:
+        """Call ``listener(asset_path)`` after each committed write that changes OEE inputs."""
+        with self._listeners_lock:
+            self._listeners.append(listener)
+
+    def remove_listener(self, listener: Callable[[str], None]) -> None:
+        with self._listeners_lock:
+            if listener in self._listeners:
+                self._listeners.remove(listener)
+
+    def _changed(self, asset: str) -> None:
+        with self._listeners_lock:
+            listeners = list(self._listeners)
+        for listener in listeners:
+            listener(asset)
 
     @classmethod
     def open(cls, url: str) -> MetadataStore:
@@ -148,12 +180,16 @@ class MetadataStore:
     # -- firings ------------------------------------------------------------------------------
 
     def upsert_firing(self, row: FiringRow) -> None:
-        """Insert or update a firing (derived from telemetry; idempotent)."""
+        """Insert or update a firing (derived from telemetry; idempotent). Listeners hear of
+        a new firing or changed facts (``FIRING_FACTS``), not of a re-scan that found the same."""
         values = _asdict(row)
         key = and_(t.firings.c.asset == row.asset, t.firings.c.firing_id == row.firing_id)
+        facts = [getattr(t.firings.c, name) for name in FIRING_FACTS]
+        changed = False
         with self.engine.begin() as c:
-            existing = c.execute(select(t.firings.c.asset).where(key)).first()
+            existing = c.execute(select(*facts).where(key)).first()
             if existing:
+                changed = tuple(existing) != tuple(values[name] for name in FIRING_FACTS)
                 # Never forget a cached score or energy because a later scan lacked it.
                 for name in ("conformance_score", "energy_kwh"):
                     if values[name] is None:
@@ -164,6 +200,9 @@ class MetadataStore:
                 # The savepoint keeps PostgreSQL's transaction usable after the conflict.
                 with contextlib.suppress(IntegrityError), c.begin_nested():
                     c.execute(insert(t.firings).values(**values))
+                    changed = True
+        if changed:
+            self._changed(row.asset)
 
     def firings(
         self,
@@ -205,6 +244,7 @@ class MetadataStore:
         with self.engine.begin() as c:
             c.execute(delete(t.gradings).where(key))
             c.execute(insert(t.gradings).values(**values))
+        self._changed(row.asset)
 
     def gradings(
         self, *, asset: str | None = None, enterprises: Iterable[str] | None = None

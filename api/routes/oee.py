@@ -8,10 +8,18 @@ from fastapi import APIRouter, Query
 
 from analytics.oee_result import OeeResult
 from api.auth import Principal, Role, may_see_aggregate, may_see_raw
-from api.deps import ClockDep, MetaDep, PlantDep, PrincipalDep, SettingsDep, StoreDep
+from api.deps import (
+    ClockDep,
+    MetaDep,
+    OeeCacheDep,
+    PlantDep,
+    PrincipalDep,
+    SettingsDep,
+    StoreDep,
+)
 from api.problems import Problem
 from api.schemas.oee import OeePeriod, OeePublic
-from api.services.oee import Reasons, assets_under, load_shifts, scope_oee
+from api.services.oee import Reasons, assets_under, scope_oee, shift_calendar
 from core.plant import PlantModel
 
 router = APIRouter(tags=["oee"])
@@ -93,6 +101,7 @@ def get_oee(
     meta: MetaDep,
     clock: ClockDep,
     settings: SettingsDep,
+    cache: OeeCacheDep,
     scope: Annotated[
         str,
         Query(
@@ -103,10 +112,16 @@ def get_oee(
     ] = "",
     bucket: Literal["shift", "day", "window"] = "shift",
     start_ns: Annotated[int | None, Query(ge=0, description="default: end - 24 h")] = None,
-    end_ns: Annotated[int | None, Query(ge=0, description="default: now")] = None,
+    end_ns: Annotated[
+        int | None,
+        Query(ge=0, description="default: now, rounded down to oee_cache_live_s (5 s)"),
+    ] = None,
 ) -> OeePublic:
-    level = check_scope(principal, plant, scope)
-    end = clock() if end_ns is None else end_ns
+    level = check_scope(principal, plant, scope)  # before the cache is consulted
+    if end_ns is not None:
+        end = end_ns
+    else:  # "now", on a step of a few seconds so that pollers share cached results
+        end = cache.live_end(clock()) if cache is not None else clock()
     start = max(0, end - 86400 * 10**9) if start_ns is None else start_ns
     if end <= start or end - start > MAX_WINDOW_NS:
         raise Problem(
@@ -123,8 +138,9 @@ def get_oee(
         start,
         end,
         bucket,
-        load_shifts(settings.shifts_path),
+        shift_calendar(settings.shifts_path),
         settings,
+        cache,
     )
     return OeePublic(
         scope=scope,

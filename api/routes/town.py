@@ -7,7 +7,15 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 
 from api.auth import Principal, Role
-from api.deps import ClockDep, MetaDep, PlantDep, SettingsDep, StoreDep, require_roles
+from api.deps import (
+    ClockDep,
+    MetaDep,
+    OeeCacheDep,
+    PlantDep,
+    SettingsDep,
+    StoreDep,
+    require_roles,
+)
 from api.problems import Problem
 from api.schemas.town import TownOverview
 from api.services.town import town_overview
@@ -25,10 +33,19 @@ def overview(
     plant: PlantDep,
     clock: ClockDep,
     settings: SettingsDep,
-    hours: Annotated[float, Query(gt=0, le=24 * 93, description="window ending now")] = 24.0,
+    cache: OeeCacheDep,
+    hours: Annotated[
+        float,
+        Query(gt=0, le=24 * 93, description="window ending now (rounded down to 5 s)"),
+    ] = 24.0,
 ) -> TownOverview:
     now = clock()
-    start = now - int(hours * 3600 * 10**9)
+    # The window ends "now" on a step of oee_cache_live_s, so pollers share cached OEE; data
+    # freshness is still measured against the exact now.
+    end = cache.live_end(now) if cache is not None else now
+    start = end - int(hours * 3600 * 10**9)
     if start < 0:
         raise Problem(422, "Invalid request", "window starts before 1970", kind="invalid-request")
-    return town_overview(store, meta, plant, settings, now_ns=now, start_ns=start, end_ns=now)
+    return town_overview(
+        store, meta, plant, settings, now_ns=now, start_ns=start, end_ns=end, cache=cache
+    )

@@ -12,15 +12,23 @@ average of ratios).
   load each). Quality is first-pass yield from the gradings posted for firings; a push is
   matched to the grading of the firing that was current when it left the kiln (car ids are a
   stable hash of the firing id). Gradings arriving later simply change the next answer.
+
+Per-asset results go through the app's :class:`~api.services.oee_cache.OeeCache` when one is
+given: keyed on the asset, the window, the bucket, the shift calendar's text and the settings;
+dropped when the asset's gradings or recorded firings change (the metadata store says so);
+kept a few seconds while the window may still receive data (docs/api.md, "The OEE cache").
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import hashlib
 import json
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -32,7 +40,10 @@ from analytics.rollup import rollup
 from analytics.shifts import ShiftCalendar
 from api.metadata.store import MetadataStore
 from api.services.firings import sync_firings
+from api.services.oee_cache import OeeCache
 from api.services.timeline import counters, state_changes
+from api.settings import Settings
+from core.config import ConfigError
 from core.plant import Asset, Kiln, PlantModel
 from ingest.contracts import Store
 
@@ -57,9 +68,39 @@ BUCKETS = ("shift", "day", "window")
 COUNTER_LOOKBEHIND_NS = 3600 * 10**9  # a counter sample before the window is the baseline
 
 
+@dataclass(frozen=True, slots=True)
+class Shifts:
+    """A shift calendar and the SHA-256 of the TOML text it was parsed from (a cache key part:
+    an edited calendar file gives new keys at once)."""
+
+    calendar: ShiftCalendar
+    fingerprint: str
+
+
+def shift_calendar(path: str | None) -> Shifts:
+    """The shift calendar from ``path`` or the built-in three-shift one (ConfigError if bad).
+
+    The file is read on every call (so an edit shows at once); parsing is memoised on its text.
+    """
+    if not path:
+        return _parse_shifts(DEFAULT_SHIFTS, "<built-in>")
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(str(path), "", "file not found") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(str(path), "", f"expected UTF-8 text ({exc.reason})") from None
+    return _parse_shifts(text, str(path))
+
+
+@functools.lru_cache(maxsize=16)
+def _parse_shifts(text: str, name: str) -> Shifts:
+    return Shifts(ShiftCalendar.parse(text, name), hashlib.sha256(text.encode()).hexdigest())
+
+
 def load_shifts(path: str | None) -> ShiftCalendar:
     """The shift calendar from ``path`` or the built-in three-shift one (ConfigError if bad)."""
-    return ShiftCalendar.load(path) if path else ShiftCalendar.parse(DEFAULT_SHIFTS, "<built-in>")
+    return shift_calendar(path).calendar
 
 
 def car_id(firing_id: str) -> int:
@@ -95,9 +136,17 @@ def assets_under(plant: PlantModel, scope: str) -> list[Asset]:
 
 @dataclass(frozen=True, slots=True)
 class AssetOee:
-    periods: list[OeeResult]
+    """OEE of one asset. Reason codes in its results are its own: ``reasons[c - 1]`` is the
+    text of code ``c`` (:func:`scope_oee` maps them onto the scope's codes). Immutable, so one
+    cached instance may be shared by concurrent requests."""
+
+    periods: tuple[OeeResult, ...]
     total: OeeResult
-    problems: list[str]
+    problems: tuple[str, ...]
+    reasons: tuple[str, ...]
+    # A shuttle kiln whose firings around the window were not all complete before its end:
+    # the firing's end (and so the cars out) is still to be learnt from telemetry.
+    open_firing: bool = False
 
 
 def _timeline(store: Store, asset: Asset, start: int, end: int, reasons: Reasons):
@@ -108,8 +157,8 @@ def _timeline(store: Store, asset: Asset, start: int, end: int, reasons: Reasons
 
 
 def _kiln_output(
-    store: Store, meta: MetadataStore, kiln: Kiln, start: int, end: int, settings
-) -> tuple[KilnPushes, Gradings, float]:
+    store: Store, meta: MetadataStore, kiln: Kiln, start: int, end: int, settings: Settings
+) -> tuple[KilnPushes, Gradings, float, bool]:
     # Firings are recorded as they are seen; look at the telemetry again for this window.
     firings = sync_firings(store, meta, kiln, start - 86400 * 10**9, end)
     g = meta.gradings(asset=kiln.path)
@@ -134,7 +183,7 @@ def _kiln_output(
             [car_id(str(ids.values[p])) if p >= 0 else -1 for p in pos.tolist()], np.int64
         )
         rate = kiln.nameplate_cars_per_hour or 1.0
-        return KilnPushes(t, cars, d), gradings, rate
+        return KilnPushes(t, cars, d), gradings, rate, False
     done = sorted((f for f in firings if f.end_ns is not None), key=lambda f: f.end_ns)
     hours = []
     for f in done:
@@ -149,7 +198,8 @@ def _kiln_output(
         np.array([car_id(f.firing_id) for f in done], np.int64),
         np.ones(len(done)),
     )
-    return pushes, gradings, rate
+    open_firing = any(f.end_ns is None or f.end_ns >= end for f in firings)
+    return pushes, gradings, rate, open_firing
 
 
 def asset_oee(
@@ -160,16 +210,16 @@ def asset_oee(
     end: int,
     bucket: str,
     shifts: ShiftCalendar,
-    reasons: Reasons,
-    settings,
+    settings: Settings,
 ) -> AssetOee:
-    """OEE of one asset per period of ``bucket`` and over the whole window."""
+    """OEE of one asset per period of ``bucket`` and over the whole window (uncached)."""
     problems: list[str] = []
+    reasons = Reasons()
     timeline, dropped = _timeline(store, asset, start, end, reasons)
     if dropped:
         problems.append(f"{asset.path}: {dropped} state samples with unknown names ignored")
     if isinstance(asset, Kiln):
-        pushes, gradings, rate = _kiln_output(store, meta, asset, start, end, settings)
+        pushes, gradings, rate, open_firing = _kiln_output(store, meta, asset, start, end, settings)
 
         def one(ws: int, we: int, period: str) -> OeeResult:
             return compute_kiln_oee(
@@ -194,7 +244,7 @@ def asset_oee(
                 by_date.setdefault(inst.period.split("/")[0], []).append(r)
             periods = [rollup(v, scope=asset.path, period=k) for k, v in by_date.items()]
         total = one(start, end, "")
-        return AssetOee(periods, total, problems)
+        return AssetOee(tuple(periods), total, tuple(problems), tuple(reasons.codes), open_firing)
     t, good, reject = counters(store, asset.path, start - COUNTER_LOOKBEHIND_NS, end)
     counts = CycleCounts.from_counters(t, good, reject)
     kw = dict(ideal_cycle_time_s=asset.ideal_cycle_time_s, scope=asset.path)
@@ -205,7 +255,53 @@ def asset_oee(
     else:
         periods = []
     total = compute_oee(timeline, counts, window=(start, end), shifts=shifts, **kw)
-    return AssetOee(periods, total, problems)
+    return AssetOee(tuple(periods), total, tuple(problems), tuple(reasons.codes))
+
+
+def settings_fingerprint(settings: Settings) -> str:
+    """SHA-256 over every setting: a per-asset result is keyed on all of them, so a knob the
+    computation starts reading later cannot be forgotten in the key."""
+    text = repr(sorted((k, repr(v)) for k, v in settings.model_dump().items()))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def cached_asset_oee(
+    cache: OeeCache[AssetOee] | None,
+    store: Store,
+    meta: MetadataStore,
+    asset: Asset,
+    start: int,
+    end: int,
+    bucket: str,
+    shifts: Shifts,
+    settings: Settings,
+    settings_key: str | None = None,
+) -> AssetOee:
+    """:func:`asset_oee` through ``cache`` (None: computed every time)."""
+    if cache is None:
+        return asset_oee(store, meta, asset, start, end, bucket, shifts.calendar, settings)
+    key = (
+        asset,  # the plant model's whole definition (path, cycle time, nameplate, kind...)
+        start,
+        end,
+        bucket,
+        shifts.fingerprint,
+        settings_key if settings_key is not None else settings_fingerprint(settings),
+    )
+
+    def compute(now_ns: int) -> tuple[AssetOee, bool]:
+        r = asset_oee(store, meta, asset, start, end, bucket, shifts.calendar, settings)
+        return r, cache.settled(end, now_ns) and not r.open_firing
+
+    return cache.get_or_compute(asset.path, key, compute)
+
+
+def _recode(r: OeeResult, codes: list[int]) -> OeeResult:
+    """``r`` with its asset-local reason codes replaced by the scope's (``codes[c - 1]``)."""
+    if not r.downtime_by_reason:
+        return r
+    by_reason = tuple((codes[c - 1] if c > 0 else c, ns) for c, ns in r.downtime_by_reason)
+    return dataclasses.replace(r, downtime_by_reason=by_reason)
 
 
 def scope_oee(
@@ -216,25 +312,33 @@ def scope_oee(
     start: int,
     end: int,
     bucket: str,
-    shifts: ShiftCalendar,
-    settings,
+    shifts: Shifts,
+    settings: Settings,
+    cache: OeeCache[AssetOee] | None = None,
 ) -> tuple[list[OeeResult], OeeResult, list[str], Reasons]:
-    """Per-period roll-ups and the window total of every asset in ``assets``."""
+    """Per-period roll-ups and the window total of every asset in ``assets``.
+
+    The caller has checked that whoever asked may see ``scope``; ``assets`` are under it.
+    """
     reasons = Reasons()
     per: dict[str, list[OeeResult]] = {}
     totals: list[OeeResult] = []
     problems: list[str] = []
+    settings_key = settings_fingerprint(settings) if cache is not None else None
     for a in assets:
         try:
-            r = asset_oee(store, meta, a, start, end, bucket, shifts, reasons, settings)
+            r = cached_asset_oee(
+                cache, store, meta, a, start, end, bucket, shifts, settings, settings_key
+            )
         except ValueError as exc:  # bad telemetry of one asset: say so, keep the others
             log.warning("OEE of %s failed: %s", a.path, exc)
             problems.append(f"{a.path}: {exc}")
             continue
         problems.extend(r.problems)
-        totals.append(r.total)
+        codes = [reasons.code(text) for text in r.reasons]  # the scope's codes, in order
+        totals.append(_recode(r.total, codes))
         for p in r.periods:
-            per.setdefault(p.period, []).append(p)
+            per.setdefault(p.period, []).append(_recode(p, codes))
     periods = [rollup(v, scope=scope, period=k) for k, v in per.items()]
     periods.sort(key=lambda r: r.window_start_ns)
     total = rollup(totals, scope=scope, period="")

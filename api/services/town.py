@@ -11,7 +11,8 @@ from analytics.rollup import rollup
 from api.metadata.store import MetadataStore
 from api.schemas.town import EnterpriseSummary, TownOverview
 from api.services.digitalisation import enterprise_progress
-from api.services.oee import assets_under, load_shifts, scope_oee
+from api.services.oee import AssetOee, assets_under, scope_oee, shift_calendar
+from api.services.oee_cache import OeeCache
 from api.services.status import asset_status
 from api.settings import Settings
 from core.plant import PlantModel
@@ -34,8 +35,12 @@ def town_overview(
     now_ns: int,
     start_ns: int,
     end_ns: int,
+    cache: OeeCache[AssetOee] | None = None,
 ) -> TownOverview:
-    shifts = load_shifts(settings.shifts_path)
+    """Each key enterprise's aggregates over ``[start_ns, end_ns)``; freshness at ``now_ns``.
+    Per-asset OEE goes through ``cache``; the rest (firings, energy, digitalisation, data
+    age) is read afresh on every call."""
+    shifts = shift_calendar(settings.shifts_path)
     out = []
     totals = []
     for e in plant.enterprises:
@@ -51,6 +56,7 @@ def town_overview(
             "window",
             shifts,
             settings,
+            cache,
         )
         ended = [
             f
