@@ -94,8 +94,6 @@ class ConformanceSettings:
             )
 
 
-
-
 @dataclass(frozen=True, slots=True)
 class Excursion:
     """A stretch outside ±band. ``worst_deviation_c`` is signed (+ = hotter than setpoint)."""
@@ -411,8 +409,20 @@ def judge_curve(
     end = int(t[judged[-1]]) if len(judged) else start
     q3 = None if q is None else q[None]
     return _judge(
-        t, start, end, end - start, sp, y[None], q3, names, (), np.zeros(1, int), [], name,
-        settings, (),
+        t,
+        start,
+        end,
+        end - start,
+        sp,
+        y[None],
+        q3,
+        names,
+        (),
+        np.zeros(1, int),
+        [],
+        name,
+        settings,
+        (),
     )[0]
 
 
@@ -629,7 +639,6 @@ def _judge(
     peaks = _peaks(axis, y, q, s, ps.amax, n_valid, spans)
     ipeak, peak = _first_max([p for _, p in peaks])
     seg_peaks = {j: p for j, p in peaks if j >= 0}
-    has_peak = np.isfinite(peak)
     rate100 = _cone_rates(axis, y, q, s, ipeak, peak, ps.amax, ws)
     cones = cone_equivalent(peak, rate100)
 
@@ -658,19 +667,18 @@ def _judge(
         shifts_ns=shifts_ns,
         n=n,
         per_row={
-            "n_valid": n_valid.tolist(),
-            "coverage": coverage.tolist(),
-            "max_abs": max_abs.tolist(),
-            "max_ns": t_ns[imax].tolist() if n else [0] * kk,
-            "mean_abs": mean_abs.tolist(),
-            "rms": rms.tolist(),
-            "share": share.tolist(),
-            "peak": peak.tolist(),
-            "peak_ns": t_ns[ipeak].tolist() if n else [0] * kk,
-            "has_peak": has_peak.tolist(),
-            "rate100": rate100.tolist(),
-            "cone": cones.cone.tolist(),
-            "clamped": cones.rate_clamped.tolist(),
+            "n_valid": n_valid,
+            "coverage": coverage,
+            "max_abs": max_abs,
+            "max_at": imax,
+            "mean_abs": mean_abs,
+            "rms": rms,
+            "share": share,
+            "peak": peak,
+            "peak_at": ipeak,
+            "rate100": rate100,
+            "cone": cones.cone,
+            "clamped": cones.rate_clamped,
         },
         seg_rows=seg_rows,
         seg_peaks=seg_peaks,
@@ -679,7 +687,6 @@ def _judge(
         stalls=stalls,
         spreads=spreads,
         sums=(wsum, wd2, w_out, mean_abs, coverage, max_abs),
-        cones=cones,
         kk=kk,
     )
 
@@ -696,7 +703,7 @@ def _reports(
     s: ConformanceSettings,
     shifts_ns: Sequence[int],
     n: int,
-    per_row: dict[str, list],
+    per_row: dict[str, np.ndarray],
     seg_rows: list,
     seg_peaks: dict[int, tuple[np.ndarray, np.ndarray]],
     n_seg: int,
@@ -704,13 +711,45 @@ def _reports(
     stalls: list,
     spreads: list,
     sums: tuple,
-    cones: Any,
     kk: int,
 ) -> list[FiringReport]:
-    """One :class:`FiringReport` per firing from the group's per-row results."""
+    """One :class:`FiringReport` per firing from the group's per-row results. Everything
+    numeric is computed for all firings at once (arrays shaped (F, K)) and turned into Python
+    values in bulk; the loop below only assembles objects."""
     k = len(names)
     n_firings = len(shifts_ns)
     wsum, wd2, w_out, mean_abs, coverage, max_abs = sums
+    row_shift = np.repeat(np.asarray(shifts_ns, dtype=np.int64), k)
+    fk = (n_firings, k)
+
+    def when(idx: np.ndarray, present: np.ndarray) -> list:
+        """Wall-clock ns of column ``idx`` for each row (its firing's shift added), None
+        where not ``present``."""
+        ns = (t_ns[idx] + row_shift).tolist() if n else [0] * kk
+        return [v if p else None for v, p in zip(ns, present.tolist(), strict=True)]
+
+    # per firing, all at once
+    with np.errstate(all="ignore"):
+        w_f = wsum.reshape(fk)
+        wtot = w_f.sum(axis=1)
+        has_w = wtot > 0
+        kiln_mean = np.where(w_f > 0, mean_abs.reshape(fk) * w_f, 0.0).sum(axis=1) / wtot
+        kiln_rms = np.sqrt(wd2.reshape(fk).sum(axis=1) / wtot)
+        score = 1.0 - w_out.reshape(fk).sum(axis=1) / wtot
+        kiln_cov = coverage.reshape(fk).mean(axis=1) if k else np.zeros(n_firings)
+        kiln_max = np.fmax.reduce(max_abs.reshape(fk), axis=1)
+        cone = per_row["cone"]
+        cone = np.where(np.isfinite(cone), cone, np.nan).reshape(fk)
+        cone_min, cone_max = np.fmin.reduce(cone, axis=1), np.fmax.reduce(cone, axis=1)
+    kiln_mean[~has_w] = kiln_rms[~has_w] = score[~has_w] = np.nan
+    uni = np.full(n_firings, -np.inf)
+    for _, _, hold_max, hold_valid in seg_rows:
+        if hold_valid is not None:  # a hold counts once any thermocouple read in it
+            read = hold_valid.reshape(fk).sum(axis=1) > 0
+            uni = np.where(read, np.maximum(uni, hold_max.reshape(fk).max(axis=1)), uni)
+    uni[np.isinf(uni)] = np.nan
+    uni_class = uniformity_class(uni).tolist()
+
     seg_lists = []
     for j in range(n_seg):
         ach, soak, _, _ = seg_rows[j]
@@ -719,96 +758,79 @@ def _reports(
             (
                 ach.tolist(),
                 None if soak is None else soak.tolist(),
-                t_ns[ip].tolist() if n else [0] * kk,
+                when(ip, np.isfinite(pk)),
                 pk.tolist(),
             )
         )
+    nv = per_row["n_valid"]
+    tc_cols = [
+        list(names) * n_firings,
+        [n] * kk,
+        nv.tolist(),
+        per_row["coverage"].tolist(),
+        per_row["max_abs"].tolist(),
+        when(per_row["max_at"], nv > 0),
+        per_row["mean_abs"].tolist(),
+        per_row["rms"].tolist(),
+        per_row["share"].tolist(),
+        per_row["peak"].tolist(),
+        when(per_row["peak_at"], np.isfinite(per_row["peak"])),
+        per_row["rate100"].tolist(),
+        per_row["cone"].tolist(),
+        per_row["clamped"].tolist(),
+    ]
+    tc_all = [ThermocoupleReport(*row) for row in zip(*tc_cols, strict=True)]
     exc_by = [[] for _ in range(n_firings)]
     for e, row in excursions:
         exc_by[row // k].append(e)
     stall_by = [[] for _ in range(n_firings)]
     for st_, row in stalls:
         stall_by[row // k].append(st_)
+    per_f = zip(
+        wtot.tolist(),
+        kiln_cov.tolist(),
+        score.tolist(),
+        kiln_max.tolist(),
+        kiln_mean.tolist(),
+        kiln_rms.tolist(),
+        uni.tolist(),
+        uni_class,
+        cone_min.tolist(),
+        cone_max.tolist(),
+        strict=True,
+    )
+    ends = [
+        None if span.kind == "natural_cool" else _span_end_ns(span, seg_starts_ns, j, spans, end_ns)
+        for j, span in enumerate(spans)
+    ]
     reports = []
-    for f, shift in enumerate(shifts_ns):
+    for f, (shift, agg) in enumerate(zip(shifts_ns, per_f, strict=True)):
+        wt, cov, sc, mx, mean, rms, un, un_cls, c_min, c_max = agg
         r0, r1 = f * k, (f + 1) * k
-        sl = slice(r0, r1)
         spread_max, spread_max_ns, spread_mean = spreads[f]
-        spread_max_ns = None if spread_max_ns is None else spread_max_ns + shift
-        segments = []
-        hold_worst = []
-        for j, span in enumerate(spans):
-            ach_l, soak_l, ip_ns_l, pk_l = seg_lists[j]
-            _, _, hold_max, hold_valid = seg_rows[j]
-            if hold_valid is not None and int(hold_valid[sl].sum()) > 0:  # any valid sample
-                hold_worst.append(float(hold_max[sl].max()))
-            pk = pk_l[r0:r1]
-            segments.append(
-                SegmentReport(
-                    index=j,
-                    kind=span.kind,
-                    start_ns=int(seg_starts_ns[j]) + shift,
-                    end_ns=None
-                    if span.kind == "natural_cool"
-                    else _span_end_ns(span, seg_starts_ns, j, spans, end_ns) + shift,
-                    programmed_rate_c_h=span.rate_c_h,
-                    achieved_rate_c_h=tuple(ach_l[r0:r1]),
-                    programmed_hold_s=span.hold_s,
-                    soak_in_band_s=None if soak_l is None else tuple(soak_l[r0:r1]),
-                    peak_c=tuple(pk),
-                    peak_ns=tuple(
-                        tn + shift if v == v else None
-                        for tn, v in zip(ip_ns_l[r0:r1], pk, strict=True)
-                    ),
-                )
+        segments = tuple(
+            SegmentReport(
+                index=j,
+                kind=span.kind,
+                start_ns=int(seg_starts_ns[j]) + shift,
+                end_ns=None if ends[j] is None else ends[j] + shift,
+                programmed_rate_c_h=span.rate_c_h,
+                achieved_rate_c_h=tuple(seg_lists[j][0][r0:r1]),
+                programmed_hold_s=span.hold_s,
+                soak_in_band_s=None if seg_lists[j][1] is None else tuple(seg_lists[j][1][r0:r1]),
+                peak_c=tuple(seg_lists[j][3][r0:r1]),
+                peak_ns=tuple(seg_lists[j][2][r0:r1]),
             )
-        uni = max(hold_worst) if hold_worst else math.nan
-        columns = zip(
-            names,
-            *(per_row[key][r0:r1] for key in per_row),
-            strict=True,
+            for j, span in enumerate(spans)
         )
-        tcs = tuple(
-            ThermocoupleReport(
-                name=name,
-                samples=n,
-                valid_samples=nv,
-                coverage=cov,
-                max_abs_deviation_c=mx,
-                max_abs_deviation_ns=mx_ns + shift if nv > 0 else None,
-                mean_abs_deviation_c=mean,
-                rms_deviation_c=r,
-                share_in_band=sh,
-                peak_c=pk,
-                peak_ns=pk_ns + shift if has else None,
-                last_100c_rate_c_h=rate,
-                cone=cone,
-                cone_rate_clamped=clamped,
-            )
-            for (name, nv, cov, mx, mx_ns, mean, r, sh, pk, pk_ns, has, rate, cone, clamped) in (
-                columns
-            )
-        )
-        ws_f, wd2_f, w_out_f = wsum[sl], wd2[sl], w_out[sl]
-        wtot = float(ws_f.sum())
-        with np.errstate(all="ignore"):
-            kiln_mean = (
-                float((mean_abs[sl] * ws_f)[ws_f > 0].sum() / wtot) if wtot > 0 else math.nan
-            )
-            kiln_rms = float(math.sqrt(wd2_f.sum() / wtot)) if wtot > 0 else math.nan
-            score = float(1.0 - w_out_f.sum() / wtot) if wtot > 0 else math.nan
-        kiln_cov = float(coverage[sl].mean()) if k else 0.0
-        if wtot <= 0:
+        if wt <= 0:
             verdict = "undefined"
-        elif kiln_cov < s.min_coverage:
+        elif cov < s.min_coverage:
             verdict = "insufficient data"
         elif exc_by[f] or stall_by[f]:
             verdict = "nonconforming"
         else:
             verdict = "conforming"
-        cone_f = cones.cone[sl]
-        finite_cones = cone_f[np.isfinite(cone_f)]
-        max_f = max_abs[sl]
         reports.append(
             FiringReport(
                 programme=programme_name,
@@ -816,22 +838,20 @@ def _reports(
                 end_ns=int(end_ns) + shift,
                 band_c=s.band_c,
                 verdict=verdict,
-                score=score,
-                coverage=kiln_cov,
-                max_abs_deviation_c=float(np.nanmax(max_f))
-                if np.isfinite(max_f).any()
-                else math.nan,
-                mean_abs_deviation_c=kiln_mean,
-                rms_deviation_c=kiln_rms,
+                score=sc,
+                coverage=cov,
+                max_abs_deviation_c=mx,
+                mean_abs_deviation_c=mean,
+                rms_deviation_c=rms,
                 spread_max_c=spread_max,
-                spread_max_ns=spread_max_ns,
+                spread_max_ns=None if spread_max_ns is None else spread_max_ns + shift,
                 spread_mean_c=spread_mean,
-                uniformity_c=uni,
-                uniformity_class=int(uniformity_class(uni)),
-                cone_min=float(finite_cones.min()) if finite_cones.size else math.nan,
-                cone_max=float(finite_cones.max()) if finite_cones.size else math.nan,
-                thermocouples=tcs,
-                segments=tuple(segments),
+                uniformity_c=un,
+                uniformity_class=un_cls,
+                cone_min=c_min,
+                cone_max=c_max,
+                thermocouples=tuple(tc_all[r0:r1]),
+                segments=segments,
                 excursions=tuple(exc_by[f]),
                 stalls=tuple(stall_by[f]),
                 settings=s,
@@ -971,18 +991,22 @@ def _cone_rates(
     has = np.flatnonzero(np.isfinite(peak))
     if has.size == 0 or n < 2:
         return rate
+    # the window is set by the typical rows (a stuck thermocouple must not widen it to the
+    # whole firing); the others are settled by the fallback below when it misses them
     m = float(np.quantile(amax[has], 0.9))
-    first_peak = int(ipeak[has].min())
-    thr = float(np.min(peak[has])) - s.cone_span_c
+    typical = has[amax[has] <= m]
+    first_peak = int(ipeak[typical].min())
+    thr = float(np.min(peak[typical])) - s.cone_span_c
     below = np.flatnonzero(axis.judged[:first_peak] & (axis.sp0[:first_peak] + m < thr))
     c_lo = max(int(below[-1]) - 64, 0) if below.size else 0
     c_hi = int(ipeak[has].max()) + 1
+    inside = has[ipeak[has] >= c_lo]
     win = y[..., c_lo:c_hi].reshape(rows, c_hi - c_lo)
     ok = np.isfinite(win)
     if q is not None:
         ok &= q[..., c_lo:c_hi].reshape(rows, c_hi - c_lo) <= s.max_quality
-    rate[has] = _last_span_rate(
-        axis.t_s[c_lo:c_hi], win[has], ok[has], ipeak[has] - c_lo, peak[has], s
+    rate[inside] = _last_span_rate(
+        axis.t_s[c_lo:c_hi], win[inside], ok[inside], ipeak[inside] - c_lo, peak[inside], s
     )
     if c_lo > 0:
         redo = has[~np.isfinite(rate[has])]  # no crossing in the window: read the whole row
@@ -1082,11 +1106,11 @@ def _excursions(
     return out
 
 
-
 def _span_end_ns(
     span: SegmentSpan, starts_ns: Sequence[int], j: int, spans: Sequence[SegmentSpan], end_ns: int
 ) -> int:
     return int(starts_ns[j + 1]) if j + 1 < len(spans) else int(end_ns)
+
 
 def _first_max(parts: Sequence[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
     """Combine per-range ``(index, value)`` maxima of consecutive ranges into the maximum over
@@ -1099,13 +1123,15 @@ def _first_max(parts: Sequence[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarr
     rows = np.arange(idx.shape[0])
     return idx[rows, best], val[rows, best]
 
+
 # Firings sharing a programme time axis are judged together up to this many samples: phase 2
 # of _judge then pays NumPy's per-call cost once for the group, and its arrays (block sums,
 # spreads: about a tenth of the samples) stay small. Phase 1 reads the group a tile of
 # _TILE_CELLS at a time: large enough to amortise a NumPy call, small enough to stay in cache
 # (bench/firing_conformance.py; docs/analytics-firing.md, "How it is fast").
-_GROUP_CELLS = 1 << 23
+_GROUP_CELLS = 1 << 22
 _TILE_CELLS = 1 << 18
+
 
 def _last_span_rate(
     t_s: np.ndarray,

@@ -7,7 +7,10 @@ a few excursions and stalls. Reported against two baselines measured in the same
 * ``streaming``: ``np.subtract(temps, setpoint, out=...)`` over the same arrays - the time any
   algorithm needs just to read the samples once and write once (the memory-bandwidth limit);
 * ``reference``: the plain-Python loop reference from tests/analytics (the one the property
-  tests check the kernel against), timed on a subset and scaled per sample.
+  tests check the kernel against), timed on a subset and scaled per sample;
+* ``numpy_floor``: only the NumPy passes over every sample that the kernel's dense pass makes
+  (analytics/firing_pass.py), firing by firing with warm buffers - the part of the kernel no
+  rearrangement of NumPy calls removes; the rest is the metrics built from its sums.
 
 Arrays are allocated and touched once before timing (first touch of fresh pages is ~20x slower
 than the steady state). ``--quick`` runs a small shape. Prints one JSON object.
@@ -66,6 +69,31 @@ def time_best(fn, repeats: int) -> tuple[float, float]:
     return cpu, wall
 
 
+def numpy_floor(temps: np.ndarray, sp: np.ndarray, b: int = 15) -> None:
+    """The dense passes of :func:`analytics.firing_pass.dense_pass`, bare (see main)."""
+    f, k, n = temps.shape
+    sp0 = np.where(np.isfinite(sp), sp, 0.0)
+    d = np.empty((k, n))
+    hi, lo = np.empty(n), np.empty(n)
+    mask = np.empty((k, n), dtype=bool)
+    g = n // b
+    ones, tau = np.ones(b), np.arange(b, dtype=np.float64)
+    bs, bts = np.empty(k * g), np.empty(k * g)
+    w = np.ones(n)
+    for i in range(f):
+        np.subtract(temps[i], sp0, out=d)
+        np.fmax.reduce(d, axis=0, out=hi)
+        np.fmin.reduce(d, axis=0, out=lo)
+        d.reshape(-1)[np.flatnonzero(np.isnan(d, out=mask))] = 0.0
+        flat = d[:, : g * b].reshape(k * g, b)
+        np.matmul(flat, ones, out=bs)
+        np.matmul(flat, tau, out=bts)
+        np.vecdot(d, d)
+        np.abs(d, out=d)
+        d.argmax(axis=1)
+        np.vecdot(d, w)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small shape for CI / a smoke run")
@@ -89,6 +117,11 @@ def main(argv: list[str] | None = None) -> int:
     np.subtract(temps, sp_b, out=out)
     streaming_s, streaming_wall_s = time_best(lambda: np.subtract(temps, sp_b, out=out), 5)
     out = None  # free 800 MB before the kernel runs
+
+    # NumPy floor: the passes over every sample the kernel's dense pass makes (deviation,
+    # spread max/min, NaN, block sums, |d|, its max, Σ|d|w, Σd²), firing by firing with warm
+    # buffers and nothing else - what phase 1 costs before any metric is assembled
+    floor_s = time_best(lambda: numpy_floor(temps, sp), repeats)[0]
 
     # warm-up: imports, one group's scratch buffers, the code paths
     warm = min(f, 16)
@@ -142,6 +175,9 @@ def main(argv: list[str] | None = None) -> int:
         "ratio_to_streaming": round(kernel_s / streaming_s, 2),
         "ratio_to_streaming_wall": round(kernel_wall_s / streaming_wall_s, 2),
         "target_ratio_to_streaming": 4.0,
+        "numpy_floor_s": round(floor_s, 4),
+        "numpy_floor_ratio_to_streaming": round(floor_s / streaming_s, 2),
+        "kernel_ratio_to_numpy_floor": round(kernel_s / floor_s, 2),
         "threads": workers,
         "threaded_wall_s": None if args.no_threads else round(threaded_wall_s, 4),
         "threaded_wall_speedup": None

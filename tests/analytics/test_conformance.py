@@ -347,3 +347,64 @@ def test_thermocouples_sampled_at_different_instants_lose_nothing() -> None:
     assert r.thermocouples[1].mean_abs_deviation_c == pytest.approx(2.0 + 20 * 10 / 660, rel=0.02)
     (e,) = r.excursions  # one 9-minute excursion, not ten 0-second ones
     assert e.thermocouple == "tc2" and e.duration_s == 9 * 60
+
+
+def test_infinite_readings_are_unusable_like_nan() -> None:
+    """±inf from a broken transmitter is excluded exactly as NaN is: the dense pass finds
+    unusable samples through the spread's max/min, so an inf must not slip through as a
+    reading (it would win the spread, the peak and the block sums)."""
+    p = ramp_hold()
+    t = minute_grid(11)
+    sp = p.setpoint_c(programme_time_s(t, T0))
+    rng = np.random.default_rng(3)
+    temps = sp + rng.normal(0, 2.0, (3, t.size))
+    temps[1, 300:340] += 20.0  # an excursion, so the out-of-band path runs too
+    with_inf = temps.copy()
+    with_nan = temps.copy()
+    for row, col, value in [(0, 10, np.inf), (1, 320, -np.inf), (2, 640, np.inf)]:
+        with_inf[row, col] = value
+        with_nan[row, col] = np.nan
+    got = judge_firing(p, t, with_inf, start_ns=T0).to_dict()
+    want = judge_firing(p, t, with_nan, start_ns=T0).to_dict()
+    assert got == want
+    assert got["thermocouples"][2]["valid_samples"] == t.size - 1
+
+
+def test_peaks_and_cones_when_thermocouples_deviate_very_differently() -> None:
+    """Peaks and the last-100 °C rate are searched in windows bounded by the setpoint and the
+    row's max |deviation|; rows far off (a thermocouple stuck at room temperature, one with
+    a large late excursion, one failed low long before the top) must still match the loop
+    reference."""
+    from tests.analytics.test_conformance_properties import close, reference
+
+    p = Programme.from_segments(
+        [
+            {"kind": "ramp", "rate_c_h": 100, "target_c": 900},
+            {"kind": "hold", "hours": 1},
+            {"kind": "ramp", "rate_c_h": 50, "target_c": 1000},
+            {"kind": "cool", "rate_c_h": 100, "target_c": 700},
+        ]
+    )
+    t = minute_grid(p.duration_s / 3600 + 1)
+    sp = p.setpoint_c(programme_time_s(t, T0))
+    base = np.where(np.isfinite(sp), sp, 650.0)
+    rng = np.random.default_rng(11)
+    # 20 thermocouples that follow the setpoint set the search windows; four do not
+    temps = base + rng.normal(0, 1.5, (24, t.size))
+    temps[20] = 25.0 + rng.normal(0, 0.5, t.size)  # stuck at room temperature
+    top = int(np.nanargmax(sp))
+    temps[21, top - 200 : top - 150] += 60.0  # a big excursion before the top
+    temps[22, top - 400 :] = 500.0  # failed low well before the top: peak and crossing early
+    temps[22, top - 300 : top - 290] = np.nan
+    temps[23, :] += 30.0  # reads 30 °C high throughout
+    cfg = ConformanceSettings()
+    report = judge_firing(p, t, temps, start_ns=T0, settings=cfg)
+    expected, kiln = reference(p, t, temps.tolist(), cfg)
+    for i, (tc, ref) in enumerate(zip(report.thermocouples, expected, strict=True)):
+        assert close(tc.peak_c, ref["peak"]), i
+        assert close(tc.last_100c_rate_c_h, ref["rate100"]), i
+        assert close(tc.max_abs_deviation_c, ref["max"]), i
+        for seg, want in zip(report.segments, ref["segments"], strict=True):
+            assert close(seg.peak_c[i], want["peak"]), (i, seg.index)
+            assert close(seg.achieved_rate_c_h[i], want["rate"], 1e-5), (i, seg.index)
+    assert close(report.spread_max_c, kiln["spread_max"])
