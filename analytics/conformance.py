@@ -1269,8 +1269,10 @@ def _window_rates(
     ``[starts[w], ends[w]]`` of every row: ``(windows, K)``, NaN where undefined. Works in
     the workspace: a group has hundreds of windows by thousands of rows."""
     w, k = ends.size, prefix.shape[2]
-    a = np.take(prefix, ends + 1, axis=0, out=ws.float("stall.a", (w, 5, k)))
-    b = np.take(prefix, starts, axis=0, out=ws.float("stall.b", (w, 5, k)))
+    # mode="clip": the indices are valid, and the default "raise" copies through a buffer
+    # (measured 4x slower into an out= array)
+    a = np.take(prefix, ends + 1, axis=0, out=ws.float("stall.a", (w, 5, k)), mode="clip")
+    b = np.take(prefix, starts, axis=0, out=ws.float("stall.b", (w, 5, k)), mode="clip")
     np.subtract(a, b, out=a)  # window sums: n, Σt, Σt², Σy, Σty
     n, st, stt, sy, sty = (a[:, i] for i in range(5))
     var, tmp, num, floor = (b[:, i] for i in range(4))

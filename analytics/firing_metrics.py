@@ -423,12 +423,17 @@ def block_sums_from_pass(
     body[:, 4, :] += (t_blk * sp_blk).sum(axis=1)[:, None]
     sel = bad_cols < m
     if sel.any():
+        # the unusable samples' own sums per (row, block): the list is sorted, so equal
+        # (row, block) keys are adjacent - reduceat sums them and each cell is hit once
         r, c = bad_rows[sel], bad_cols[sel]
         t, sp = axis.t_h[c], axis.sp0[c]
-        base = (c // b) * (5 * k) + r
-        idx = np.concatenate([base + q * k for q in range(5)])
-        w = np.concatenate([np.ones(r.size), t, t * t, sp, t * sp])
-        np.subtract.at(body.reshape(-1), idx, w)
+        key = r * g + c // b
+        first = np.flatnonzero(np.concatenate([[True], key[1:] != key[:-1]]))
+        parts = np.add.reduceat(np.stack([np.ones(r.size), t, t * t, sp, t * sp]), first, axis=1)
+        ur, ug = np.divmod(key[first], g)
+        flat = body.reshape(-1)
+        for q in range(5):
+            flat[(ug * 5 + q) * k + ur] -= parts[q]
     # the running sum one (5, K) slab at a time: NumPy's cumsum along a leading axis does
     # not vectorise across the trailing one and is several times slower than this loop
     for i in range(1, g):
