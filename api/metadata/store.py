@@ -8,11 +8,11 @@ Database errors propagate as ``sqlalchemy.exc.SQLAlchemyError`` (the API answers
 
 from __future__ import annotations
 
-import contextlib
 import json
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Engine, and_, create_engine, delete, event, insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -104,11 +104,39 @@ def open_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True)
 
 
-# What kiln OEE takes from a firing's row: when it ended (a car out) and its programme (the
-# nameplate rate). Not the score or energy, and not the start, which a scan over a window that
-# begins after the firing did places later (a tunnel kiln's campaign would otherwise "change"
-# on every scan); a firing that starts or ends inside a window was seen by that window's scan.
-FIRING_FACTS = ("end_ns", "state", "programme_segments")
+# What kiln OEE takes from a firing's row: when it ended (a car out), its programme (the
+# nameplate rate) and its start (which windows the firing overlaps, so which firings' programmes
+# set that rate and whether a window is still open). Not the score or energy. The start used to
+# be left out because every scan over a window beginning after the firing did moved it later (a
+# tunnel kiln's campaign "changed" on every scan); now a start only ever moves earlier, which
+# happens when telemetry of the firing's beginning is seen for the first time (a wider window,
+# or an edge agent's history gap-fill arriving after the live data): results computed without
+# it may be wrong, and it is rare enough to drop them.
+FIRING_FACTS = ("start_ns", "end_ns", "state", "programme_segments")
+
+
+def _merge_firing(old: Mapping[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """What to write over the recorded firing ``old`` after a scan derived ``new``.
+
+    A scan sees only its window, so it only ever adds to what is known. One that began after
+    the firing did saw part of it: its start is the window's first sample and its programme was
+    looked up at that time, so both stay as recorded (an earlier start is taken, with the
+    programme found there). A finished firing is history: a scan of a window that ended before
+    the firing did sees it running, so its end and state stay as recorded. Cached score and
+    energy are kept unless the start moved (they were judged over the part known before).
+    """
+    merged = dict(new)
+    if old["start_ns"] <= new["start_ns"]:
+        merged["start_ns"] = old["start_ns"]
+        if old["end_ns"] is not None or old["start_ns"] < new["start_ns"]:
+            merged["programme"] = old["programme"]
+            merged["programme_segments"] = old["programme_segments"]
+        for name in ("conformance_score", "energy_kwh"):  # never forgotten for lack of one
+            if merged[name] is None:
+                merged[name] = old[name]
+    if old["end_ns"] is not None:
+        merged["end_ns"], merged["state"] = old["end_ns"], old["state"]
+    return merged
 
 
 class MetadataStore:
@@ -124,6 +152,7 @@ class MetadataStore:
         self.engine = engine
         self._listeners: list[Callable[[str], None]] = []
         self._listeners_lock = threading.Lock()
+        self._firings_lock = threading.Lock()
 
     def add_listener(self, listener: Callable[[str], None]) -> None:
         """Call ``listener(asset_path)`` after each committed write that changes OEE inputs."""
@@ -180,27 +209,33 @@ class MetadataStore:
     # -- firings ------------------------------------------------------------------------------
 
     def upsert_firing(self, row: FiringRow) -> None:
-        """Insert or update a firing (derived from telemetry; idempotent). Listeners hear of
-        a new firing or changed facts (``FIRING_FACTS``), not of a re-scan that found the same."""
+        """Record a firing derived from a scan of telemetry, merged with what earlier scans
+        knew (:func:`_merge_firing`: a start only moves earlier, a finished firing stays
+        finished); idempotent. Listeners hear of a new firing or changed facts
+        (``FIRING_FACTS``), not of a re-scan that found nothing new."""
         values = _asdict(row)
         key = and_(t.firings.c.asset == row.asset, t.firings.c.firing_id == row.firing_id)
-        facts = [getattr(t.firings.c, name) for name in FIRING_FACTS]
-        changed = False
-        with self.engine.begin() as c:
-            existing = c.execute(select(*facts).where(key)).first()
-            if existing:
-                changed = tuple(existing) != tuple(values[name] for name in FIRING_FACTS)
-                # Never forget a cached score or energy because a later scan lacked it.
-                for name in ("conformance_score", "energy_kwh"):
-                    if values[name] is None:
-                        del values[name]
-                c.execute(update(t.firings).where(key).values(**values))
-            else:
-                # A concurrent scan may have inserted it first: the same facts, nothing to do.
-                # The savepoint keeps PostgreSQL's transaction usable after the conflict.
-                with contextlib.suppress(IntegrityError), c.begin_nested():
-                    c.execute(insert(t.firings).values(**values))
+        # Read, merge and write as one step: two scans merging against the same old row would
+        # otherwise let the narrower one write back a start the wider one had just moved
+        # earlier. The lock covers this process (SQLite's reads run outside the write
+        # transaction); FOR UPDATE covers other processes on PostgreSQL.
+        with self._firings_lock, self.engine.begin() as c:
+            existing = c.execute(select(t.firings).where(key).with_for_update()).mappings().first()
+            if existing is None:
+                try:
+                    # The savepoint keeps PostgreSQL's transaction usable after a conflict.
+                    with c.begin_nested():
+                        c.execute(insert(t.firings).values(**values))
                     changed = True
+                except IntegrityError:  # another process inserted it first: merge with that
+                    existing = (
+                        c.execute(select(t.firings).where(key).with_for_update()).mappings().one()
+                    )
+            if existing is not None:
+                merged = _merge_firing(existing, values)
+                changed = any(existing[name] != merged[name] for name in FIRING_FACTS)
+                if any(existing[name] != value for name, value in merged.items()):
+                    c.execute(update(t.firings).where(key).values(**merged))
         if changed:
             self._changed(row.asset)
 

@@ -41,19 +41,27 @@ def derive_firings(store: Store, kiln: Kiln, start_ns: int, end_ns: int) -> list
 
     Sources may report ``firing_id`` on every sample or only when it changes (OPC UA
     subscriptions): a firing starts at the first sample carrying its id and ends at the next
-    sample carrying another id (or none). With no such sample it has ended when the kiln's
-    latest state is idle (at that state's time), else it is still running (``end_ns`` None).
+    sample carrying another id (or none), or at the first idle ``state`` at or after its last
+    sample if that comes first (a controller that keeps the last id until the next firing).
+    Both are looked for in the window only, so a firing whose end is not in it was in progress
+    when the window ended (``end_ns`` None). What the kiln does after the window never decides
+    a firing's end: otherwise the end of a past firing would change (or vanish) once the kiln
+    starts its next one. A firing that began before the window is seen from the window's first
+    sample: the caller must not take that for its start (:meth:`MetadataStore.upsert_firing`).
     """
     ids = store.series(kiln.path, "firing_id", start_ns, end_ns)
     if not len(ids):
         return []
     names = _text(ids.values)
     t = ids.time_ns.astype(np.int64).tolist()
-    latest = store.latest(kiln.path)
-    state = latest.get("state")
-    idle_since = (
-        state.source_time_ns if state is not None and str(state.value) in IDLE_STATES else None
-    )
+    states = store.series(kiln.path, "state", start_ns, end_ns)
+    is_idle = np.array([v in IDLE_STATES for v in _text(states.values)], dtype=bool)
+    idle_t = states.time_ns.astype(np.int64)[is_idle]
+
+    def idle_from(t_ns: int) -> int | None:
+        k = int(np.searchsorted(idle_t, t_ns, side="left"))
+        return int(idle_t[k]) if k < idle_t.size else None
+
     spans: dict[str, tuple[int, int | None]] = {}
     i = 0
     while i < len(names):
@@ -62,12 +70,10 @@ def derive_firings(store: Store, kiln: Kiln, start_ns: int, end_ns: int) -> list
             j += 1
         if names[i]:
             begin = t[i]
-            if j + 1 < len(names):
-                finish: int | None = t[j + 1]
-            elif idle_since is not None and idle_since >= begin:
-                finish = max(idle_since, t[j])
-            else:
-                finish = None
+            # Its own end, whichever shows first; none in the window: in progress at its end.
+            next_id = t[j + 1] if j + 1 < len(names) else None
+            ends = [x for x in (next_id, idle_from(t[j])) if x is not None]
+            finish: int | None = min(ends) if ends else None
             if names[i] in spans:  # the same id again after a gap: one firing, widened
                 first, last = spans[names[i]]
                 begin = min(begin, first)
@@ -103,7 +109,9 @@ def _programme(store: Store, kiln: Kiln, start_ns: int, end_ns: int) -> tuple[st
 def sync_firings(
     store: Store, meta: MetadataStore, kiln: Kiln, start_ns: int, end_ns: int
 ) -> list[FiringRow]:
-    """Derive the kiln's firings in the window, record them, and return the recorded ones."""
+    """Derive the kiln's firings in the window, record them, and return the recorded ones
+    overlapping it (merged with what earlier scans knew: a start recorded before is kept when
+    this window began later, a finished firing stays finished)."""
     enterprise = kiln.path.split("/", 1)[0]
     for f in derive_firings(store, kiln, start_ns, end_ns):
         segments = f.programme_segments

@@ -41,9 +41,11 @@ def write_firing(
     hot_zone: tuple[int, float] | None = None,
     until_ns: int | None = None,
     then_idle: bool = True,
+    send_programme: bool = True,
 ) -> Programme:
     """A firing of ``kiln`` following ``SEGMENTS``; thermocouples read setpoint + ``offset_c``
-    (+ ``hot_zone[1]`` in zone ``hot_zone[0]``) with a little noise. Returns the programme."""
+    (+ ``hot_zone[1]`` in zone ``hot_zone[0]``) with a little noise. Returns the programme.
+    ``send_programme`` False: the controller publishes no ``programme`` fields (none loaded)."""
     prog = Programme.from_segments(
         SEGMENTS, name="test-hv", max_temperature_c=kiln.max_temperature_c
     )
@@ -69,8 +71,9 @@ def write_firing(
     ]
     put(store, kiln.path, "state", t, states)
     put(store, kiln.path, "firing_id", t, [firing_id] * t.size)
-    put(store, kiln.path, "programme", t[:1], ["test-hv"])
-    put(store, kiln.path, "programme_segments", t[:1], [json.dumps(SEGMENTS)])
+    if send_programme:
+        put(store, kiln.path, "programme", t[:1], ["test-hv"])
+        put(store, kiln.path, "programme_segments", t[:1], [json.dumps(SEGMENTS)])
     put(store, kiln.path, "energy_kwh", t, np.linspace(0, 5000, t.size))
     if then_idle and stop == end:
         put(store, kiln.path, "state", [end], ["idle"])

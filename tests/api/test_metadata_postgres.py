@@ -37,6 +37,25 @@ def _exercise(meta: MetadataStore) -> None:
         12.5,
     )
     assert meta.firings(enterprises=["fushun"]) == []
+    # A scan of a window that began after the firing did and ended before it did: it saw a
+    # running firing from the window's start, with no programme. Nothing recorded changes.
+    meta.upsert_firing(
+        FiringRow("dalian/p/l/kiln-1", "F-1", "dalian", "", "", 400, None, "running", None, None)
+    )
+    got = meta.firing("dalian/p/l/kiln-1", "F-1")
+    assert (got.start_ns, got.end_ns, got.state, got.programme, got.conformance_score) == (
+        100,
+        900,
+        "complete",
+        "hv",
+        0.97,
+    )
+    # A wider window shows an earlier start: taken, and the score judged without it dropped.
+    meta.upsert_firing(
+        FiringRow("dalian/p/l/kiln-1", "F-1", "dalian", "hv", "[]", 60, 900, "complete", None, None)
+    )
+    got = meta.firing("dalian/p/l/kiln-1", "F-1")
+    assert (got.start_ns, got.end_ns, got.conformance_score) == (60, 900, None)
     meta.put_grading(
         GradingRow("dalian/p/l/kiln-1", "F-1", "dalian", 90, 10, {"crack": 10}, 1500.0, 950, "x")
     )

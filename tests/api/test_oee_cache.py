@@ -404,10 +404,60 @@ def test_metadata_store_announces_only_changes_to_oee_inputs(meta: MetadataStore
     meta.upsert_firing(ended)
     assert heard == [KILN, KILN]
     meta.upsert_firing(FiringRow(KILN, "F-1", "dalian", "hv", "[]", 10, 99, "complete", 0.9, 5.0))
-    meta.upsert_firing(FiringRow(KILN, "F-1", "dalian", "hv", "[]", 20, 99, "complete", None, None))
-    assert heard == [KILN, KILN]  # neither a score nor a later-seen start is an OEE input
-    meta.put_grading(GradingRow(KILN, "F-1", "dalian", 9, 1, {}, None, 100, "t"))
+    assert heard == [KILN, KILN]  # a score is not an OEE input
+    # Scans of windows that began after the firing did, or ended before it did: they saw
+    # only part of it, and change nothing.
+    meta.upsert_firing(FiringRow(KILN, "F-1", "dalian", "", "", 20, 99, "complete", None, None))
+    meta.upsert_firing(FiringRow(KILN, "F-1", "dalian", "", "", 20, None, "running", None, None))
+    assert heard == [KILN, KILN]
+    f = meta.firing(KILN, "F-1")
+    assert (f.start_ns, f.end_ns, f.state, f.programme, f.conformance_score) == (
+        10,
+        99,
+        "complete",
+        "hv",
+        0.9,
+    )
+    # A wider window shows an earlier start: learnt, announced, and the score (judged over
+    # the part known before) is dropped.
+    meta.upsert_firing(FiringRow(KILN, "F-1", "dalian", "hv", "[]", 5, 99, "complete", None, None))
     assert heard == [KILN, KILN, KILN]
+    f = meta.firing(KILN, "F-1")
+    assert (f.start_ns, f.end_ns, f.conformance_score, f.energy_kwh) == (5, 99, None, None)
+    meta.put_grading(GradingRow(KILN, "F-1", "dalian", 9, 1, {}, None, 100, "t"))
+    assert heard == [KILN, KILN, KILN, KILN]
     meta.remove_listener(heard.append)
     meta.put_grading(GradingRow(KILN, "F-1", "dalian", 8, 2, {}, None, 101, "t"))
-    assert len(heard) == 3
+    assert len(heard) == 4
+
+
+def test_an_earlier_start_learnt_drops_the_kilns_settled_results(
+    client, tokens, store, counting, plant, clock
+):
+    """OPC UA history gap-fill: after an outage the edge agent sends live data first and the
+    missed hours later. The firing's recorded start moves earlier when a scan sees them, and
+    OEE computed before (without those hours) must not be served from the cache."""
+    s0 = NOW_NS - 30 * H  # F-1 started; the agent was down from s0 - 1 h to s0 + 6 h
+
+    def firing(times) -> None:
+        n = len(times)
+        put(store, KILN, "firing_id", times, ["F-1"] * n)
+        put(store, KILN, "state", times, ["heating"] * n)
+        put(store, KILN, "programme", times, ["test-hv"] * n)  # sent with every sample
+
+    put(store, KILN, "state", [s0 - 10 * H], ["idle"])
+    firing(range(s0 + 6 * H, s0 + 6 * H + 30 * 60 * S, 60 * S))  # live since the restart
+    clock.now_ns = s0 + 6 * H + 30 * 60 * S
+    listed = client.get(f"/api/v1/kilns/{KILN}/firings", headers=bearer(tokens.engineer)).json()
+    assert [(f["firing_id"], f["start_ns"]) for f in listed] == [("F-1", s0 + 6 * H)]
+    window = {"scope": KILN, "bucket": "window", "start_ns": s0 - 4 * H, "end_ns": s0 + 4 * H}
+    before = oee(client, tokens.engineer, **window)["total"]  # settled: ended 2.5 h ago
+    assert before["availability"] == pytest.approx(0.0)
+    reads = counting.reads
+    assert oee(client, tokens.engineer, **window)["total"] == before
+    assert counting.reads == reads
+    firing(range(s0, s0 + 6 * H, 60 * S))  # the gap-fill
+    listed = client.get(f"/api/v1/kilns/{KILN}/firings", headers=bearer(tokens.engineer)).json()
+    assert [(f["firing_id"], f["start_ns"]) for f in listed] == [("F-1", s0)]
+    after = oee(client, tokens.engineer, **window)["total"]
+    assert after["availability"] == pytest.approx(0.5, abs=0.01)  # fired from s0 on
