@@ -1129,7 +1129,7 @@ def _first_max(parts: Sequence[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarr
 # spreads: about a tenth of the samples) stay small. Phase 1 reads the group a tile of
 # _TILE_CELLS at a time: large enough to amortise a NumPy call, small enough to stay in cache
 # (bench/firing_conformance.py; docs/analytics-firing.md, "How it is fast").
-_GROUP_CELLS = 1 << 22
+_GROUP_CELLS = 1 << 21
 _TILE_CELLS = 1 << 18
 
 
