@@ -58,6 +58,7 @@ from analytics.firing_metrics import (
     runs,
     segments_sums_from_pass,
     sparse_runs,
+    window_sums,
 )
 from analytics.firing_pass import Axis, PassSums, Workspace, build_axis, dense_pass
 from analytics.programme import Programme, SegmentSpan
@@ -608,7 +609,7 @@ def _judge(
     n_seg = len(spans)
     if spans and n:
         blocks = block_sums_from_pass(
-            axis, ps.bs, ps.bts, bad_rows, bad_cols, kk, ws.float("prefix", (axis.g + 1, 5, kk))
+            axis, ps.bs, ps.bts, bad_rows, bad_cols, kk, ws.float("blocks", (5, kk, axis.g))
         )
         achieved_all = ls_slope(
             segments_sums_from_pass(axis, blocks, ps.edge, bad_rows, bad_cols, kk)
@@ -1211,11 +1212,10 @@ def _stalls(
     g = blocks.t0_h.size
     if g == 0:
         return []
-    prefix = blocks.prefix  # (G + 1, 5, K)
     first_t = t_s[0 : g * b : b]  # time of each block's first sample
     last_t = t_s[b - 1 : g * b : b]  # ... and last sample
-    # windows of every ramp, evaluated together: one gather and one slope computation
-    win_ends, win_starts, win_ramp = [], [], []
+    # per ramp: its windows' sums from shifted block slices, then one slope computation
+    win_ends, win_starts, win_ramp, rates = [], [], [], []
     for j, lo, hi in ramp_ranges:
         g0 = -(-lo // b)  # first block starting inside the ramp
         g1 = hi // b  # blocks [g0, g1) end inside the ramp
@@ -1228,17 +1228,21 @@ def _stalls(
         for p0, p1 in paused_s:
             ok &= (last_t[ends] <= p0) | (first_t[np.minimum(starts, g - 1)] >= p1)
         if ok.any():
-            win_ends.append(ends[ok])
-            win_starts.append(starts[ok])
-            win_ramp.append(np.full(int(ok.sum()), j))
+            e, st = ends[ok], starts[ok]
+            sums = window_sums(
+                blocks, e, st, ws.float("stall.sums", (5, blocks.sums.shape[1], e.size))
+            )
+            rates.append(ls_slope(sums))  # (K, windows of this ramp)
+            win_ends.append(e)
+            win_starts.append(st)
+            win_ramp.append(np.full(e.size, j))
     if not win_ends:
         return []
     ends, starts = np.concatenate(win_ends), np.concatenate(win_starts)
     ramp = np.concatenate(win_ramp)
-    rate_w = _window_rates(prefix, ends, starts, ws)  # (windows, K)
+    rate = np.concatenate(rates, axis=1) if len(rates) > 1 else rates[0]  # (K, windows)
     with np.errstate(invalid="ignore"):
-        slow = np.ascontiguousarray((rate_w < s.stall_rate_c_h).T)
-    rate = rate_w.T  # (K, windows)
+        slow = rate < s.stall_rate_c_h
     # a stall never runs from one ramp into the next
     r = runs(slow, last_t[ends], 1.5 * b * step, breaks=ramp[1:] != ramp[:-1])
     out: list[tuple[Stall, int]] = []
@@ -1260,33 +1264,3 @@ def _stalls(
             )
         )
     return out
-
-
-def _window_rates(
-    prefix: np.ndarray, ends: np.ndarray, starts: np.ndarray, ws: Workspace
-) -> np.ndarray:
-    """Least-squares slope (:func:`~analytics.firing_metrics.ls_slope`) over blocks
-    ``[starts[w], ends[w]]`` of every row: ``(windows, K)``, NaN where undefined. Works in
-    the workspace: a group has hundreds of windows by thousands of rows."""
-    w, k = ends.size, prefix.shape[2]
-    # mode="clip": the indices are valid, and the default "raise" copies through a buffer
-    # (measured 4x slower into an out= array)
-    a = np.take(prefix, ends + 1, axis=0, out=ws.float("stall.a", (w, 5, k)), mode="clip")
-    b = np.take(prefix, starts, axis=0, out=ws.float("stall.b", (w, 5, k)), mode="clip")
-    np.subtract(a, b, out=a)  # window sums: n, Σt, Σt², Σy, Σty
-    n, st, stt, sy, sty = (a[:, i] for i in range(5))
-    var, tmp, num, floor = (b[:, i] for i in range(4))
-    np.multiply(n, stt, out=floor)
-    np.multiply(st, st, out=tmp)
-    np.subtract(floor, tmp, out=var)
-    np.multiply(n, sty, out=num)
-    np.multiply(st, sy, out=tmp)
-    num -= tmp
-    np.maximum(floor, 1e-300, out=floor)
-    floor *= 1e-12
-    with np.errstate(all="ignore"):
-        rate = np.divide(num, var)
-    bad = var <= floor
-    bad |= n < 3
-    rate[bad] = np.nan
-    return rate

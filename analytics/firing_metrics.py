@@ -372,19 +372,18 @@ def ls_slope(sums: np.ndarray, min_samples: int = 3) -> np.ndarray:
 
 @dataclass(frozen=True, slots=True)
 class BlockSums:
-    """Prefix sums over whole blocks of ``b`` samples (block ``g`` = samples
-    ``[g*b, (g+1)*b)``, a tail shorter than a block left out), over valid samples, time in
-    hours from the firing start: ``prefix[g]`` (5, K) holds n, Σt, Σt², Σy, Σty of blocks
-    ``[0, g)``, so any run of whole blocks costs one subtraction.
+    """Sums per block of ``b`` samples (block ``g`` = samples ``[g*b, (g+1)*b)``, a tail
+    shorter than a block left out) over valid samples, time in hours from the firing start:
+    ``sums`` (5, K, G) holds n, Σt, Σt², Σy, Σty.
 
-    Laid out (G + 1, 5, K): the running sum adds contiguous (5, K) slabs (NumPy vectorises a
-    cumulative sum across the inner axis, not along it) and gathering a window's ends copies
-    contiguous slabs. Built once per group by :func:`block_sums_from_pass`; the stall windows
-    and the per-segment sums both read it."""
+    Each quantity is a contiguous (K, G) array, so a run of blocks is a row slice: a segment's
+    whole blocks are one sum along rows, a trailing window is a few shifted slices added
+    (:func:`window_sums`). Built once per group by :func:`block_sums_from_pass`; the stall
+    windows and the per-segment sums both read it."""
 
     b: int
     t0_h: np.ndarray
-    prefix: np.ndarray
+    sums: np.ndarray
 
     def inside(self, lo: int, hi: int) -> tuple[int, int]:
         """Blocks ``[g0, g1)`` lying wholly inside samples ``[lo, hi)``."""
@@ -403,24 +402,20 @@ def block_sums_from_pass(
     """:class:`BlockSums` from the dense pass's per-block Σd, Στd (``bs``, ``bts`` (K, G),
     ``d = y - sp0``, 0 at the unusable samples ``bad_rows``/``bad_cols``): the setpoint's
     block sums are added back; n, Σt, Σt² are common to every thermocouple minus the unusable
-    samples. ``out``: a reusable (G + 1, 5, K) buffer."""
+    samples. ``out``: a reusable (5, K, G) buffer."""
     b, g = axis.b, axis.g
     m = g * b
     t_blk = axis.t_h[:m].reshape(g, b)
     sp_blk = axis.sp0[:m].reshape(g, b)
-    prefix = np.empty((g + 1, 5, k)) if out is None else out
-    prefix[0] = 0.0
-    body = prefix[1:]
-    body[:, 0, :] = float(b)
-    body[:, 1, :] = t_blk.sum(axis=1)[:, None]
-    body[:, 2, :] = (t_blk * t_blk).sum(axis=1)[:, None]
-    sd = bs.T  # (G, K)
-    body[:, 3, :] = sd
-    body[:, 3, :] += sp_blk.sum(axis=1)[:, None]
+    x = np.empty((5, k, g)) if out is None else out
+    x[0] = float(b)
+    x[1] = t_blk.sum(axis=1)
+    x[2] = (t_blk * t_blk).sum(axis=1)
+    np.add(bs, sp_blk.sum(axis=1), out=x[3])
     # Σ t y = t0 Σd + Σ τ d + Σ t sp0
-    np.multiply(sd, axis.t0_h[:, None], out=body[:, 4, :])
-    body[:, 4, :] += bts.T
-    body[:, 4, :] += (t_blk * sp_blk).sum(axis=1)[:, None]
+    np.multiply(bs, axis.t0_h, out=x[4])
+    x[4] += bts
+    x[4] += (t_blk * sp_blk).sum(axis=1)
     sel = bad_cols < m
     if sel.any():
         # the unusable samples' own sums per (row, block): the list is sorted, so equal
@@ -430,15 +425,34 @@ def block_sums_from_pass(
         key = r * g + c // b
         first = np.flatnonzero(np.concatenate([[True], key[1:] != key[:-1]]))
         parts = np.add.reduceat(np.stack([np.ones(r.size), t, t * t, sp, t * sp]), first, axis=1)
-        ur, ug = np.divmod(key[first], g)
-        flat = body.reshape(-1)
+        flat = x.reshape(5, -1)
         for q in range(5):
-            flat[(ug * 5 + q) * k + ur] -= parts[q]
-    # the running sum one (5, K) slab at a time: NumPy's cumsum along a leading axis does
-    # not vectorise across the trailing one and is several times slower than this loop
-    for i in range(1, g):
-        np.add(body[i], body[i - 1], out=body[i])
-    return BlockSums(b, axis.t0_h, prefix)
+            flat[q, key[first]] -= parts[q]
+    return BlockSums(b, axis.t0_h, x)
+
+
+def window_sums(
+    blocks: BlockSums, ends: np.ndarray, starts: np.ndarray, out: np.ndarray | None = None
+) -> np.ndarray:
+    """``(5, K, W)`` sums over blocks ``[starts[w], ends[w]]``. Consecutive windows of one
+    length (a regularly sampled ramp) are added from shifted row slices - no gather; any
+    other set falls back to running sums."""
+    x = blocks.sums
+    w = ends.size
+    length = ends - starts
+    if w and bool((np.diff(ends) == 1).all()) and bool((length == length[0]).all()):
+        e0, span = int(ends[0]), int(length[0])
+        if out is None:
+            res = x[:, :, e0 : e0 + w].copy()
+        else:
+            res = out
+            np.copyto(res, x[:, :, e0 : e0 + w])
+        for m in range(1, span + 1):
+            res += x[:, :, e0 - m : e0 - m + w]
+        return res
+    run = np.zeros((5, x.shape[1], x.shape[2] + 1))
+    np.cumsum(x, axis=2, out=run[:, :, 1:])
+    return run[:, :, ends + 1] - run[:, :, starts]
 
 
 def segments_sums_from_pass(
@@ -492,7 +506,7 @@ def segments_sums_from_pass(
         out[3, :, j] = e_sy[:, j]
         out[4, :, j] = e_sty[:, j]
         if g1 > g0:
-            whole = blocks.prefix[g1] - blocks.prefix[g0]  # (5, K), time from the start
-            out[3, :, j] += whole[3]
-            out[4, :, j] += whole[4] - centre[j] * whole[3]  # Σ (t - c) y = Σ t y - c Σ y
+            sy = blocks.sums[3, :, g0:g1].sum(axis=1)  # time from the start
+            out[3, :, j] += sy
+            out[4, :, j] += blocks.sums[4, :, g0:g1].sum(axis=1) - centre[j] * sy
     return out
