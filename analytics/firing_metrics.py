@@ -419,15 +419,19 @@ def block_sums_from_pass(
     sel = bad_cols < m
     if sel.any():
         # the unusable samples' own sums per (row, block): the list is sorted, so equal
-        # (row, block) keys are adjacent - reduceat sums them and each cell is hit once
+        # (row, block) keys are adjacent - numbered in order, summed by bincount, and each
+        # cell is then hit once (one ufunc.at over a flat index, the fastest of the forms measured)
         r, c = bad_rows[sel], bad_cols[sel]
         t, sp = axis.t_h[c], axis.sp0[c]
         key = r * g + c // b
-        first = np.flatnonzero(np.concatenate([[True], key[1:] != key[:-1]]))
-        parts = np.add.reduceat(np.stack([np.ones(r.size), t, t * t, sp, t * sp]), first, axis=1)
-        flat = x.reshape(5, -1)
-        for q in range(5):
-            flat[q, key[first]] -= parts[q]
+        new = np.concatenate([[True], key[1:] != key[:-1]])
+        cell = np.cumsum(new) - 1  # which (row, block) each unusable sample falls in
+        size = int(cell[-1]) + 1
+        parts = np.stack(
+            [np.bincount(cell, weights=w, minlength=size) for w in (None, t, t * t, sp, t * sp)]
+        )
+        cells = key[new] + (k * g) * np.arange(5)[:, None]  # flat index into x, per sum
+        np.subtract.at(x.reshape(-1), cells.reshape(-1), parts.reshape(-1))
     return BlockSums(b, axis.t0_h, x)
 
 
