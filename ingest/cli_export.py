@@ -1,11 +1,13 @@
 """``kilnworks export --store URL [--asset PATH] [--field NAME] [--start T] [--end T] [-o FILE]``:
 readings out of a store as CSV, in the canonical form of ``ingest.csvio`` (re-importable).
 
-Rows come series by series (asset, then field, in sorted order), each oldest first, read in
-pages so memory stays flat. A store with a raw ``readings(asset, field, start_ns, end_ns,
-limit=...)`` read (the SQLite store) exports each value with its type, quality and unit; for
-a store without one the values come from ``series()`` (numbers as floats, quality kept, no
-unit) and a note on stderr says so.
+Rows come series by series (asset, then field, in sorted order), each oldest first (points of
+one series sharing a time: by unit). A store that is an :class:`ingest.contracts.RawReader`
+(InfluxDB v1, SQLite) exports each value with its type, quality and unit, read
+``--page-size`` readings per query (``ingest.paging``), so memory stays flat however long the
+series and the output is the same whatever the page size. For a store without a raw read the
+values come from one ``series()`` call per series (numbers as floats, quality kept, no unit)
+and a note on stderr says so.
 
 Exit status: 0 done (even if nothing matched: a note says so); 2 bad arguments or store URL;
 3 store unreachable.
@@ -14,7 +16,6 @@ Exit status: 0 done (even if nothing matched: a note says so); 2 bad arguments o
 from __future__ import annotations
 
 import argparse
-import inspect
 import os
 import sys
 from collections.abc import Iterator, Sequence
@@ -22,16 +23,16 @@ from typing import TextIO
 
 import numpy as np
 
-from core.reading import Quality, Reading, ReadingBatch
-from ingest.contracts import Store, StoreUnavailable
+from core.reading import Quality, Reading
+from ingest.contracts import RawReader, Store, StoreUnavailable
 from ingest.csvio import parse_time, write_header, write_rows
+from ingest.paging import DEFAULT_PAGE_SIZE, check_page_size
 from ingest.stores import StoreURLError, open_store, redact
 
 EXIT_OK, EXIT_USAGE, EXIT_UNAVAILABLE = 0, 2, 3
 # InfluxDB's own time limits (1677..2262): the widest range any store can hold.
 MIN_TIME_NS = -9_223_372_036_854_775_806
 MAX_TIME_NS = 9_223_372_036_854_775_806
-PAGE = 50_000
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,7 +56,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--time-format", choices=("rfc3339", "ns"), default="rfc3339",
         help="times as RFC 3339 UTC with nanoseconds (default) or integer nanoseconds",
     )  # fmt: skip
+    p.add_argument(
+        "--page-size", type=_page_size, default=DEFAULT_PAGE_SIZE, metavar="N",
+        help=f"readings per query (default {DEFAULT_PAGE_SIZE:,}); memory grows with it, the "
+        "output does not change",
+    )  # fmt: skip
     return p
+
+
+def _page_size(text: str) -> int:
+    try:
+        return check_page_size(int(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, not {text!r}") from None
 
 
 def selected_series(
@@ -72,30 +85,23 @@ def selected_series(
 
 
 def readings_of(
-    store: Store, asset: str, field: str, start_ns: int, end_ns: int
+    store: Store,
+    asset: str,
+    field: str,
+    start_ns: int,
+    end_ns: int,
+    *,
+    page_size: int = DEFAULT_PAGE_SIZE,
 ) -> Iterator[Reading]:
-    """All readings of one series in ``[start_ns, end_ns)``, oldest first, page by page."""
-    raw = getattr(store, "readings", None)
-    # A raw read with a ``limit`` is paged; one without is read in one go.
-    paged = raw is not None and "limit" in inspect.signature(raw).parameters
-    while start_ns < end_ns:
-        if raw is not None:
-            got = (
-                raw(asset, field, start_ns, end_ns, limit=PAGE)
-                if paged
-                else raw(asset, field, start_ns, end_ns)
-            )
-            page = got.to_readings() if isinstance(got, ReadingBatch) else list(got)
-        else:
-            s = store.series(asset, field, start_ns, end_ns)
-            page = [
-                Reading(asset, field, _plain(v), Quality(int(q)), int(t), int(t))
-                for t, v, q in zip(s.time_ns, s.values, s.quality, strict=True)
-            ]
-        yield from page
-        if not paged or len(page) < PAGE:
-            return
-        start_ns = page[-1].source_time_ns + 1
+    """All readings of one series in ``[start_ns, end_ns)``, oldest first: page by page from
+    a :class:`RawReader`, else from one ``series()`` read."""
+    if isinstance(store, RawReader):
+        return store.iter_readings(asset, field, start_ns, end_ns, page_size=page_size)
+    s = store.series(asset, field, start_ns, end_ns)
+    return (
+        Reading(asset, field, _plain(v), Quality(int(q)), int(t), int(t))
+        for t, v, q in zip(s.time_ns, s.values, s.quality, strict=True)
+    )
 
 
 def _plain(value: object) -> float | str:
@@ -111,13 +117,16 @@ def export_csv(
     start_ns: int = MIN_TIME_NS,
     end_ns: int = MAX_TIME_NS,
     time_format: str = "rfc3339",
+    page_size: int = DEFAULT_PAGE_SIZE,
 ) -> int:
     """Write the selected readings as CSV to ``out`` (opened with ``newline=""``); returns
-    how many rows."""
+    how many rows. ``page_size``: readings per query (memory), never changes the output."""
+    check_page_size(page_size)
     writer = write_header(out)
     n = 0
     for a, f in selected_series(store, asset, fields):
-        n += write_rows(writer, readings_of(store, a, f, start_ns, end_ns), time_format=time_format)
+        rows = readings_of(store, a, f, start_ns, end_ns, page_size=page_size)
+        n += write_rows(writer, rows, time_format=time_format)
     return n
 
 
@@ -139,7 +148,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"kilnworks export: {exc}", file=err)
         return EXIT_USAGE
     try:
-        if not hasattr(store, "readings"):
+        if not isinstance(store, RawReader):
             print(
                 "export: this store has no raw read; values come from series() as numbers or "
                 "text, without units",
@@ -148,7 +157,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             options = dict(
                 asset=args.asset, fields=args.field, start_ns=start, end_ns=end,
-                time_format=args.time_format,
+                time_format=args.time_format, page_size=args.page_size,
             )  # fmt: skip
             if args.output == "-":
                 sys.stdout.reconfigure(newline="")  # type: ignore[attr-defined]

@@ -14,6 +14,7 @@ Both are opened by URL (``ingest.stores.open_store``):
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol, runtime_checkable
 
@@ -117,3 +118,28 @@ class Store(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class RawReader(Protocol):
+    """A store that gives readings back exactly as written (value type, quality, receive time,
+    unit): ``InfluxV1Store`` and ``SQLiteStore``. ``kilnworks export`` reads with it.
+
+    ``iter_readings`` yields the readings of one series (asset and field) with
+    ``start_ns <= source_time_ns < end_ns``, oldest first; points of the series that share a
+    time (InfluxDB keeps one per ``unit`` tag) ordered by unit, so that any two reads of the
+    same data agree. It reads ``page_size`` at a time (``ingest.paging``): memory and each
+    query stay bounded however long the range, and nothing is skipped or repeated where one
+    page ends and the next begins. ``page_size`` is an int >= 1 (else TypeError/ValueError,
+    raised at the call); it changes the number of queries, never the readings.
+    """
+
+    def iter_readings(
+        self,
+        asset: str,
+        field: str,
+        start_ns: int,
+        end_ns: int,
+        *,
+        page_size: int = ...,
+    ) -> Iterator[Reading]: ...

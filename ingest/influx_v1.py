@@ -51,12 +51,15 @@ from core.reading import KIND_BOOL, KIND_FLOAT, KIND_INT, KIND_STR, Quality, Rea
 from ingest.contracts import AGGREGATES, Rejected, Series, StoreUnavailable, WriteResult
 from ingest.influxql import duration_ns, int_literal, quote_ident, quote_regex_prefix, quote_string
 from ingest.lineprotocol import EncodedBatch, encode_batch
+from ingest.paging import DEFAULT_PAGE_SIZE, check_page_size, pages_by_time
 from ingest.store_url import StoreURL
 
 log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT_S = 10.0
 DEFAULT_MAX_BODY_MB = 20.0
+# Rows per chunk of a chunked answer (InfluxDB sends a series longer than this in pieces).
+CHUNK_ROWS = 100_000
 _OPTIONS = (
     "token",
     "timeout",
@@ -223,16 +226,20 @@ class InfluxV1Store:
             )
         return resp
 
-    def query(self, statement: str, *, csv: bool = False) -> httpx.Response:
+    def query(self, statement: str, *, csv: bool = False, chunked: bool = False) -> httpx.Response:
         """POST one InfluxQL statement (or several, ``;``-separated) to /query with
         ``epoch=ns``. Build statements only with :mod:`ingest.influxql`. Raises
-        :class:`InfluxQueryError` for a refused query and StoreUnavailable like ``write``."""
+        :class:`InfluxQueryError` for a refused query and StoreUnavailable like ``write``.
+        ``csv`` answers are chunked; ``chunked`` asks for a chunked JSON answer."""
         params = {"db": self.config.database, "epoch": "ns"}
         headers = {}
+        if csv or chunked:
+            # chunked keeps InfluxDB from buffering the whole result in its memory, and its
+            # [http] max-row-limit, which silently cuts non-chunked answers short, does not
+            # apply to chunked ones.
+            params |= {"chunked": "true", "chunk_size": str(CHUNK_ROWS)}
         if csv:
-            # CSV is ~3x faster than JSON for InfluxDB to produce and for us to parse;
-            # chunked keeps InfluxDB from buffering the whole result in its memory.
-            params |= {"chunked": "true", "chunk_size": "100000"}
+            # CSV is ~3x faster than JSON for InfluxDB to produce and for us to parse.
             headers["Accept"] = "application/csv"
         resp = self._request(
             "POST", "/query", params=params, data={"q": statement}, headers=headers
@@ -242,11 +249,10 @@ class InfluxV1Store:
         return resp
 
     def _query_json(self, statement: str) -> list[dict]:
-        """The ``results`` of a JSON query, one per statement; raises on any error."""
-        body = self.query(statement).json(parse_int=_json_int)
-        if "error" in body:
-            raise InfluxQueryError(f"InfluxDB refused {statement!r}: {body['error']}")
-        results = body.get("results", [])
+        """The ``results`` of a JSON query, one per statement; raises on any error. The
+        answer is chunked (never cut short by a ``max-row-limit``) and its chunks joined."""
+        chunks = _json_chunks(self.query(statement, chunked=True).text)
+        results = _join_chunks(chunks, statement)
         for result in results:
             error = result.get("error")
             if error and error.startswith("database not found"):
@@ -255,6 +261,11 @@ class InfluxV1Store:
                 raise DatabaseNotFound(f"InfluxDB {self.config.redacted()}: {error}")
             if error:
                 raise InfluxQueryError(f"InfluxDB refused {statement!r}: {error}")
+            if result.get("partial") or any(x.get("partial") for x in result["series"]):
+                raise InfluxQueryError(
+                    f"InfluxDB {self.config.redacted()} ended its answer to {statement!r} "
+                    "before its last chunk"
+                )
         return results
 
     def _from(self, measurement: str) -> str:
@@ -386,7 +397,7 @@ class InfluxV1Store:
             "db": self.config.database,
             "epoch": "ns",
             "chunked": "true",
-            "chunk_size": "100000",
+            "chunk_size": str(CHUNK_ROWS),
         }
         blocks = _CsvBlocks()
         try:
@@ -412,20 +423,75 @@ class InfluxV1Store:
     def readings(
         self, asset: str, field: str, start_ns: int, end_ns: int, *, limit: int | None = None
     ) -> list[Reading]:
-        """The stored readings of one field of an asset in ``[start_ns, end_ns)``, oldest
-        first, exactly as written (value type, quality, receive time, unit); at most ``limit``
-        of them (``kilnworks export`` pages with it). For export and round-trip tests."""
+        """The stored readings of one field of an asset in ``[start_ns, end_ns)``, exactly as
+        written (value type, quality, receive time, unit), oldest first; points sharing a
+        time (one per unit tag) ordered by unit. ``limit=None`` reads them all, in pages
+        (:meth:`iter_readings`); with a ``limit``, at most that many in one query, which may
+        cut a group of points sharing a time: to page, use :meth:`iter_readings`."""
+        if limit is None:
+            return list(self.iter_readings(asset, field, start_ns, end_ns))
         kind = self.field_types([field]).get(field)
-        if kind is None or end_ns <= start_ns:
+        if kind is None:
+            return []
+        rows = self._raw_readings(asset, field, start_ns, end_ns, max(1, limit))
+        return list(_readings_of(rows, asset, field, kind))
+
+    def iter_readings(
+        self,
+        asset: str,
+        field: str,
+        start_ns: int,
+        end_ns: int,
+        *,
+        page_size: int = DEFAULT_PAGE_SIZE,
+    ) -> Iterator[Reading]:
+        """The readings :meth:`readings` returns, in the same order, read ``page_size`` at a
+        time (``time >= cursor ... ORDER BY time LIMIT page_size`` per query, see
+        :mod:`ingest.paging`), so memory and each query stay bounded however long the range.
+        Nothing is skipped or repeated at a page boundary, also where points share a time.
+        ``kilnworks export`` reads with this."""
+        check_page_size(page_size)
+        _time_range(start_ns, end_ns)  # type-check the bounds now, not at the first next()
+        return self._iter_readings(asset, field, start_ns, end_ns, page_size)
+
+    def _iter_readings(
+        self, asset: str, field: str, start_ns: int, end_ns: int, page_size: int
+    ) -> Iterator[Reading]:
+        kind = self.field_types([field]).get(field)
+        if kind is None:
+            return
+
+        def read(start: int, end: int, limit: int | None) -> list[list]:
+            return self._raw_readings(asset, field, start, end, limit)
+
+        for rows in pages_by_time(read, start_ns, end_ns, page_size, time_of=_row_time):
+            yield from _readings_of(rows, asset, field, kind)
+
+    def _raw_readings(
+        self, asset: str, field: str, start_ns: int, end_ns: int, limit: int | None
+    ) -> list[list]:
+        """One query: InfluxDB's rows ``[time, value, quality, received_ns, unit]`` ordered by
+        time, then unit, the first ``limit`` of them (None: all)."""
+        where = _time_range(start_ns, end_ns)
+        if operator.index(end_ns) <= operator.index(start_ns):
             return []
         statement = (
             f'SELECT "value","quality","received_ns","unit" FROM {self._from(field)} '
-            f'WHERE "asset" = {quote_string(asset)} AND {_time_range(start_ns, end_ns)}'
+            f'WHERE "asset" = {quote_string(asset)} AND {where}'
         )
         if limit is not None:
-            statement += f" ORDER BY time ASC LIMIT {int_literal(max(1, limit))}"
+            statement += f" ORDER BY time ASC LIMIT {int_literal(limit)}"
         (result,) = self._query_json(statement)
-        return [r for s in result.get("series", []) for r in _readings_of(s, asset, field, kind)]
+        rows = []
+        for s in result.get("series", []):
+            if s["columns"] != _READING_COLUMNS:
+                raise InfluxQueryError(f"unexpected columns {s['columns']} for {statement!r}")
+            rows.extend(s["values"])
+        # InfluxDB merges the series of one measurement (one per unit tag) in no fixed order
+        # where they share a time; order them by unit so that every read agrees (a stable
+        # sort, linear on rows already in time order).
+        rows.sort(key=_row_time_and_unit)
+        return rows
 
     def latest(self, asset: str) -> dict[str, Reading]:
         """See :meth:`ingest.contracts.Store.latest`."""
@@ -444,7 +510,9 @@ class InfluxV1Store:
         out: dict[str, Reading] = {}
         for result in self._query_json(";".join(statements)):
             for s in result.get("series", []):
-                for r in _readings_of(s, asset, s["name"], types[s["name"]]):
+                if s["columns"] != _READING_COLUMNS:
+                    raise InfluxQueryError(f"unexpected columns {s['columns']} from latest")
+                for r in _readings_of(s["values"], asset, s["name"], types[s["name"]]):
                     out[r.field] = r
         return out
 
@@ -582,6 +650,48 @@ def _time_range(start_ns: int, end_ns: int) -> str:
     return f"time >= {int_literal(start)} AND time < {int_literal(end)}"
 
 
+def _json_chunks(text: str) -> Iterator[dict]:
+    """The JSON objects of a chunked answer (one per chunk, newline-separated)."""
+    decoder = json.JSONDecoder(parse_int=_json_int)
+    i, n = 0, len(text)
+    while True:
+        while i < n and text[i] in " \t\r\n":
+            i += 1
+        if i >= n:
+            return
+        obj, i = decoder.raw_decode(text, i)
+        yield obj
+
+
+def _join_chunks(chunks: Iterator[dict], statement: str) -> list[dict]:
+    """One result per statement from the chunks of an answer: a series a chunk left
+    ``partial`` goes on in the next one (same name and tags). A joined result keeps the
+    ``partial`` flags of its last chunk: set, the answer ended early."""
+    joined: dict[int, dict] = {}
+    for body in chunks:
+        if "error" in body:
+            raise InfluxQueryError(f"InfluxDB refused {statement!r}: {body['error']}")
+        for part in body.get("results", []):
+            result = joined.get(part.get("statement_id", 0))
+            if result is None:
+                result = joined[part.get("statement_id", 0)] = {"series": []}
+            if "error" in part:
+                result["error"] = part["error"]
+            for s in part.get("series", []):
+                last = result["series"][-1] if result["series"] else None
+                if (
+                    last is not None
+                    and last.get("partial")
+                    and (last.get("name"), last.get("tags")) == (s.get("name"), s.get("tags"))
+                ):
+                    last.setdefault("values", []).extend(s.get("values", []))
+                    last["partial"] = s.get("partial", False)
+                else:
+                    result["series"].append(s)
+            result["partial"] = part.get("partial", False)
+    return [joined[k] for k in sorted(joined)]
+
+
 def _json_int(text: str) -> int | float:
     # Go's encoding/json writes the float -0.0 as "-0"; int() would lose its sign.
     return -0.0 if text == "-0" else int(text)
@@ -706,26 +816,36 @@ def _downsample(series: Series, window_ns: int, aggregate: str) -> Series:
     return Series(starts[bounds], out, np.maximum.reduceat(series.quality, bounds))
 
 
-def _readings_of(series: dict, asset: str, field: str, kind: str) -> Iterator[Reading]:
-    columns = series["columns"]
-    t_i, v_i, q_i, r_i, u_i = (
-        columns.index(c) for c in ("time", "value", "quality", "received_ns", "unit")
-    )
+# The columns of every raw read: SELECT "value","quality","received_ns","unit" (time first).
+_READING_COLUMNS = ["time", "value", "quality", "received_ns", "unit"]
+
+
+def _row_time(row: list) -> int:
+    return row[0]
+
+
+def _row_time_and_unit(row: list) -> tuple[int, str]:
+    return row[0], row[4] or ""
+
+
+def _readings_of(rows: list[list], asset: str, field: str, kind: str) -> Iterator[Reading]:
+    """Readings from raw rows in :data:`_READING_COLUMNS` order; rows without a value (a
+    point some other writer stored without one) are left out."""
     convert: Callable[[object], object] = {
         "float": float,
         "integer": int,
         "boolean": bool,
         "string": str,
     }[kind]
-    for row in series["values"]:
-        if row[v_i] is None:
+    for t, value, quality, received_ns, unit in rows:
+        if value is None:
             continue
         yield Reading(
             asset,
             field,
-            convert(row[v_i]),
-            Quality(int(row[q_i] or 0)),
-            int(row[t_i]),
-            int(row[r_i] or 0),
-            row[u_i] or "",
+            convert(value),
+            Quality(int(quality or 0)),
+            int(t),
+            int(received_ns or 0),
+            unit or "",
         )

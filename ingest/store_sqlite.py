@@ -1,8 +1,9 @@
 """The embedded store: SQLite, for the demo and for a workshop without an InfluxDB server.
 
 Implements :class:`ingest.contracts.Store` (the same contract tests as InfluxDB) plus
-:meth:`SQLiteStore.readings`, a raw read that keeps each value's type, quality and unit (CSV
-export uses it).
+:class:`ingest.contracts.RawReader`: :meth:`SQLiteStore.readings` and its paged form
+:meth:`SQLiteStore.iter_readings`, raw reads that keep each value's type, quality and unit
+(CSV export uses the paged one).
 
 Schema: a ``series`` table (one row per asset + field) and a ``point`` table keyed by
 ``(series_id, time_ns)`` as a WITHOUT ROWID table, so a range read of one series is one
@@ -38,6 +39,7 @@ from core.reading import KIND_BOOL, KIND_FLOAT, KIND_INT, KIND_STR, Quality, Rea
 from ingest.batch_check import check_batch
 from ingest.contracts import Series, StoreUnavailable, WriteResult
 from ingest.downsample import downsample
+from ingest.paging import DEFAULT_PAGE_SIZE, check_page_size, pages_by_time
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS series (
@@ -314,19 +316,48 @@ class SQLiteStore:
     ) -> ReadingBatch:
         """The raw readings of one series in ``[start_ns, end_ns)``, oldest first, at most
         ``limit`` of them, with their value types, quality, receive time and unit."""
+        rows = self._raw_readings(asset, field, start_ns, end_ns, limit)
+        return ReadingBatch.from_readings(_readings_of(rows, asset, field))
+
+    def iter_readings(
+        self,
+        asset: str,
+        field: str,
+        start_ns: int,
+        end_ns: int,
+        *,
+        page_size: int = DEFAULT_PAGE_SIZE,
+    ) -> Iterator[Reading]:
+        """The readings :meth:`readings` returns, in the same order, read ``page_size`` at a
+        time (one short query per page, see :mod:`ingest.paging`), so memory stays bounded
+        and no read transaction is held open for a whole export. ``kilnworks export`` reads
+        with this."""
+        check_page_size(page_size)
+
+        def read(start: int, end: int, limit: int | None) -> list[tuple]:
+            return self._raw_readings(asset, field, start, end, limit)
+
+        def pages() -> Iterator[Reading]:
+            for rows in pages_by_time(read, start_ns, end_ns, page_size, time_of=_row_time):
+                yield from _readings_of(rows, asset, field)
+
+        return pages()
+
+    def _raw_readings(
+        self, asset: str, field: str, start_ns: int, end_ns: int, limit: int | None
+    ) -> list[tuple]:
+        """Rows ``(time_ns, kind, value, quality, received_ns, unit)`` ordered by time (one
+        per time: a series' points are keyed by it), the first ``limit`` (None: all)."""
         sid = self._series_id(asset, field) if start_ns < end_ns else None
         if sid is None:
-            return ReadingBatch.empty()
+            return []
         with self._reader() as db:
             rows = db.execute(
                 "SELECT time_ns, kind, value, quality, received_ns, unit FROM point "
                 "WHERE series_id = ? AND time_ns >= ? AND time_ns < ? ORDER BY time_ns LIMIT ?",
                 (sid, int(start_ns), int(end_ns), -1 if limit is None else int(limit)),
             ).fetchall()
-        return ReadingBatch.from_readings(
-            Reading(asset, field, _typed(kind, value), Quality(q), t, recv, unit)
-            for t, kind, value, q, recv, unit in rows
-        )
+        return rows
 
     def latest(self, asset: str) -> dict[str, Reading]:
         """See :meth:`ingest.contracts.Store.latest`."""
@@ -364,6 +395,15 @@ class SQLiteStore:
                 db.close()
             self._readers.clear()
             self._db.close()
+
+
+def _row_time(row: tuple) -> int:
+    return row[0]
+
+
+def _readings_of(rows: list[tuple], asset: str, field: str) -> Iterator[Reading]:
+    for t, kind, value, q, recv, unit in rows:
+        yield Reading(asset, field, _typed(kind, value), Quality(q), t, recv, unit)
 
 
 def _typed(kind: int, value: object) -> float | int | bool | str:

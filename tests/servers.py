@@ -163,11 +163,15 @@ class InfluxDB(ServerProcess):
 
     name = "influxdb"
 
-    def __init__(self, root: Path | None = None, *, auth: bool = False) -> None:
+    def __init__(
+        self, root: Path | None = None, *, auth: bool = False, max_row_limit: int = 0
+    ) -> None:
         self.binary = require_binary("influxd", "influxdb")
         super().__init__(root)
         self.rpc_port = free_port()
         self.auth = auth
+        # [http] max-row-limit: cut non-chunked answers short (marked "partial"); 0 = off
+        self.max_row_limit = max_row_limit
 
     @property
     def http(self) -> str:
@@ -199,6 +203,7 @@ bind-address = "127.0.0.1:{self.rpc_port}"
   auth-enabled = {"true" if self.auth else "false"}
   log-enabled = false
   max-body-size = 0
+  max-row-limit = {int(self.max_row_limit)}
 [logging]
   level = "warn"
 [continuous_queries]

@@ -20,6 +20,7 @@ from ingest.csvio import (
     parse_value,
     read_chunks,
 )
+from ingest.paging import DEFAULT_PAGE_SIZE
 from ingest.store_sqlite import SQLiteStore
 from tests.ingest._helpers import KILN
 
@@ -158,12 +159,18 @@ _ROW = st.tuples(
 )  # fmt: skip
 
 
-def canonical_csv(rows: list[tuple], time_format: str = "rfc3339") -> str:
+def canonical_csv(
+    rows: list[tuple], time_format: str = "rfc3339", *, per_unit: bool = False
+) -> str:
     """The canonical CSV of ``rows``: one row per (asset, field, time), sorted as export
-    sorts, written by the csv module the way any RFC 4180 writer would."""
+    sorts, written by the csv module the way any RFC 4180 writer would. ``per_unit``: one
+    row per (asset, field, time, unit) instead, sorted by unit last (InfluxDB keeps a point
+    per unit tag)."""
     import csv
 
-    unique = {(a, f, t): (t, a, f, v, u, q) for t, a, f, v, u, q in rows}
+    unique = {
+        (a, f, t, u) if per_unit else (a, f, t): (t, a, f, v, u, q) for t, a, f, v, u, q in rows
+    }
     out = io.StringIO(newline="")
     w = csv.writer(out, lineterminator="\r\n")
     w.writerow(["time", "asset", "field", "value", "unit", "quality"])
@@ -173,23 +180,35 @@ def canonical_csv(rows: list[tuple], time_format: str = "rfc3339") -> str:
     return out.getvalue()
 
 
-def round_trip(store, text: str, time_format: str = "rfc3339", asset: str | None = None) -> str:
+def round_trip(
+    store,
+    text: str,
+    time_format: str = "rfc3339",
+    asset: str | None = None,
+    page_size: int = DEFAULT_PAGE_SIZE,
+) -> str:
     err = io.StringIO()
     _, refused = import_csv(io.StringIO(text, newline=""), store, name="x.csv", err=err)
     assert refused == 0, err.getvalue()
     out = io.StringIO(newline="")
-    export_csv(store, out, time_format=time_format, asset=asset)
+    export_csv(store, out, time_format=time_format, asset=asset, page_size=page_size)
     return out.getvalue()
 
 
+# small pages (many per example) and the default
+PAGE_SIZES = st.integers(1, 6) | st.just(DEFAULT_PAGE_SIZE)
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(rows=st.lists(_ROW, min_size=1, max_size=25), ns=st.booleans())
-def test_export_of_import_gives_the_file_back_exactly(rows: list[tuple], ns: bool) -> None:
+@given(rows=st.lists(_ROW, min_size=1, max_size=25), ns=st.booleans(), page_size=PAGE_SIZES)
+def test_export_of_import_gives_the_file_back_exactly(
+    rows: list[tuple], ns: bool, page_size: int
+) -> None:
     fmt = "ns" if ns else "rfc3339"
     x = canonical_csv(rows, fmt)
     store = SQLiteStore()
     try:
-        assert round_trip(store, x, fmt) == x
+        assert round_trip(store, x, fmt, page_size=page_size) == x
     finally:
         store.close()
 

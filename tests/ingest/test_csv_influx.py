@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from core.cli import main as kilnworks
 from ingest.stores import open_store
 from tests.ingest._helpers import KILN, T0
-from tests.ingest.test_csv import _is_text_value, canonical_csv, round_trip
+from tests.ingest.test_csv import PAGE_SIZES, _is_text_value, canonical_csv, round_trip
 from tests.servers import InfluxDB, free_port
 
 pytestmark = pytest.mark.integration
@@ -36,6 +36,8 @@ _ROW = st.tuples(
     _TIME, _ASSET, _FIELD, _VALUE, st.text(_NAME_CHAR, max_size=3),
     st.sampled_from(["good", "uncertain", "bad"]),
 )  # fmt: skip
+# (index of a row to copy, the copy's unit)
+_TIE = st.tuples(st.integers(0, 11), st.text(_NAME_CHAR, max_size=3))
 
 
 def one_type_per_field(rows: list[tuple]) -> list[tuple]:
@@ -53,18 +55,21 @@ def csv_database(influxdb_shared: InfluxDB) -> str:
     max_examples=25, deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )  # fmt: skip
-@given(rows=st.lists(_ROW, min_size=1, max_size=12))
+@given(rows=st.lists(_ROW, min_size=1, max_size=12), ties=st.lists(_TIE, max_size=6),
+       page_size=PAGE_SIZES)  # fmt: skip
 def test_export_of_import_through_influxdb_gives_the_file_back(
-    csv_database: str, rows: list[tuple]
+    csv_database: str, rows: list[tuple], ties: list[tuple[int, str]], page_size: int
 ) -> None:
     # One database for all examples (creating one per example is slow): each example gets an
     # enterprise and field prefix of its own and exports only that enterprise.
     tag = "e" + uuid.uuid4().hex[:8]
     rows = [(t, tag + "/" + a.split("/", 1)[1], f"{tag}_{f}", v, u, q) for t, a, f, v, u, q in rows]
-    x = canonical_csv(one_type_per_field(rows))
+    # InfluxDB keeps one point per unit tag: copies of rows at the same time with other units
+    rows += [(r[0], r[1], r[2], r[3], unit, r[5]) for i, unit in ties for r in rows[i:][:1]]
+    x = canonical_csv(one_type_per_field(rows), per_unit=True)
     store = open_store(csv_database)
     try:
-        assert round_trip(store, x, asset=tag) == x
+        assert round_trip(store, x, asset=tag, page_size=page_size) == x
     finally:
         store.close()
 
