@@ -408,3 +408,34 @@ def test_peaks_and_cones_when_thermocouples_deviate_very_differently() -> None:
             assert close(seg.peak_c[i], want["peak"]), (i, seg.index)
             assert close(seg.achieved_rate_c_h[i], want["rate"], 1e-5), (i, seg.index)
     assert close(report.spread_max_c, kiln["spread_max"])
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_bad_quality_is_the_same_as_missing(seed: int) -> None:
+    """A reading flagged BAD, whatever its value, is judged exactly as if it were missing:
+    the quality path of the dense pass (masked spread, masked peaks and cone windows) must
+    agree with the NaN path on every number of the report."""
+    p = Programme.from_segments(
+        [
+            {"kind": "ramp", "rate_c_h": 120, "target_c": 900},
+            {"kind": "hold", "hours": 1},
+            {"kind": "ramp", "rate_c_h": 60, "target_c": 1000},
+            {"kind": "cool", "rate_c_h": 150, "target_c": 600},
+            {"kind": "natural_cool", "target_c": 80},
+        ]
+    )
+    t = minute_grid(p.duration_s / 3600 + 2)
+    sp = p.setpoint_c(programme_time_s(t, T0))
+    rng = np.random.default_rng(seed)
+    temps = np.where(np.isfinite(sp), sp, 500.0) + rng.normal(0, 3.0, (6, t.size))
+    temps[seed % 6, 400:430] += 40.0
+    flagged = rng.random(temps.shape) < 0.05
+    flagged[:, t.size // 2 : t.size // 2 + 30] = True  # a stretch all thermocouples lost
+    garbage = temps.copy()
+    garbage[flagged] = rng.choice([9999.0, -50.0, 1e30], int(flagged.sum()))
+    quality = np.where(flagged, int(Quality.BAD), int(Quality.GOOD)).astype(np.uint8)
+    missing = temps.copy()
+    missing[flagged] = np.nan
+    got = judge_firing(p, t, garbage, quality, start_ns=T0).to_dict()
+    want = judge_firing(p, t, missing, start_ns=T0).to_dict()
+    assert got == want
