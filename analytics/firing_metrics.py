@@ -165,7 +165,7 @@ class SampleWeights:
     def weighted_sum(self, f: np.ndarray, lo: int = 0, hi: int | None = None) -> np.ndarray:
         """``Σ_i w[k, i] f[k, i]`` over columns ``[lo, hi)``; ``f`` must be 0 where invalid."""
         hi = self.n if hi is None else hi
-        base = np.einsum("kn,n->k", f[:, lo:hi], self.wc[lo:hi])  # no BLAS: see segments_sums
+        base = np.einsum("kn,n->k", f[:, lo:hi], self.wc[lo:hi])  # no BLAS: see firing_pass
         m = (self.lost_cols >= lo) & (self.lost_cols < hi)
         if m.any():
             r, c = self.lost_rows[m], self.lost_cols[m]
