@@ -446,8 +446,9 @@ class InfluxV1Store:
         page_size: int = DEFAULT_PAGE_SIZE,
     ) -> Iterator[Reading]:
         """The readings :meth:`readings` returns, in the same order, read ``page_size`` at a
-        time (``time >= cursor ... ORDER BY time LIMIT page_size`` per query, see
-        :mod:`ingest.paging`), so memory and each query stay bounded however long the range.
+        time (``time >= cursor AND time < window end ... ORDER BY time LIMIT page_size`` per
+        query, the window adapted to the data, see :mod:`ingest.paging`), so memory and each
+        query, including the shards it touches, stay bounded however long the range.
         Nothing is skipped or repeated at a page boundary, also where points share a time.
         ``kilnworks export`` reads with this."""
         check_page_size(page_size)
@@ -464,7 +465,10 @@ class InfluxV1Store:
         def read(start: int, end: int, limit: int | None) -> list[list]:
             return self._raw_readings(asset, field, start, end, limit)
 
-        for rows in pages_by_time(read, start_ns, end_ns, page_size, time_of=_row_time):
+        # windowed: each query's range bounded too, else InfluxDB plans every shard from the
+        # cursor to the end for every page (see ingest.paging)
+        pages = pages_by_time(read, start_ns, end_ns, page_size, time_of=_row_time, windowed=True)
+        for rows in pages:
             yield from _readings_of(rows, asset, field, kind)
 
     def _raw_readings(

@@ -252,3 +252,59 @@ def test_cli_page_size(tmp_path, capsys: pytest.CaptureFixture) -> None:
         kilnworks(["export", "--store", url, "--page-size", "0"])
     assert exit_.value.code == 2
     assert "--page-size: expected an integer >= 1, not '0'" in capsys.readouterr().err
+
+
+DAY = 86_400 * S
+
+
+def gappy_series() -> list[Reading]:
+    """One series over many weekly shards: runs of points with gaps of days to weeks, groups
+    of 1-3 points sharing a time (one per unit), and, with a page size of 5, short windows
+    that end exactly at a group (see test_paging's window-end test, here in days)."""
+    times = [T0 + d * DAY for d in (0, 1, 2, 3, 4, 5, 9, 24)]
+    times += [T0 + 60 * DAY + i * S for i in range(30)]  # a dense run
+    times += [T0 + 140 * DAY, T0 + 141 * DAY, T0 + 300 * DAY]
+    out = []
+    for i, t in enumerate(times):
+        units = ["°C", "", "K"][: 1 + (i * 7) % 3] if i >= 6 else ["°C"]
+        if t == T0 + 9 * DAY:
+            units = ["°C", "K"]
+        for k, unit in enumerate(units):
+            out.append(Reading(KILN, "t_c", 10.0 * i + k, Quality(k), t, t + k, unit))
+    return out
+
+
+def test_bounded_windows_over_many_shards_skip_and_repeat_nothing(
+    influx_database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The v1 store bounds each page's time range (ingest.paging, windowed): across gaps,
+    empty and short windows and window ends that fall exactly on a group of points sharing a
+    time, every page size exports exactly what was written."""
+    written = gappy_series()
+    store = open_store(influx_database)
+    try:
+        assert store.write(ReadingBatch.from_readings(written)).written == len(written)
+        expected = expected_csv(written)
+        assert export(store, UNPAGED) == expected
+        ranges: list[tuple[int, int]] = []
+        original = store._raw_readings  # type: ignore[attr-defined]
+
+        def recorded(asset: str, field: str, lo: int, hi: int, limit: int | None) -> object:
+            ranges.append((lo, hi))
+            return original(asset, field, lo, hi, limit)
+
+        monkeypatch.setattr(store, "_raw_readings", recorded)
+        for size in (*range(1, 9), 13):
+            ranges.clear()
+            assert export(store, size) == expected, size
+            ends = {hi for _, hi in ranges}
+            assert len(ends) > 2, size  # it did bound the windows, not every query to the end
+        ranges.clear()
+        assert list(store.iter_readings(KILN, "t_c", T0, T0 + 400 * DAY, page_size=5)) == (
+            expected_order(written)
+        )
+        # the windows of page size 5 end exactly on the group at day 9 and the point at 24
+        assert (T0 + 4 * DAY, T0 + 9 * DAY) in ranges
+        assert (T0 + 9 * DAY, T0 + 24 * DAY) in ranges
+    finally:
+        store.close()
