@@ -11,13 +11,17 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
+import time
 import uuid
+from collections import Counter
 from pathlib import Path
 
+import paho.mqtt.client as mqtt
 import pytest
 
 from ingest import batch_codec
-from tests.edge_agent.mqtt_support import publish_all, publisher
+from tests.edge_agent.mqtt_support import publisher
 from tests.edge_agent.test_mqtt_json import CYCLE_TOPIC, cycle
 from tests.servers import Mosquitto, wait_until
 
@@ -36,6 +40,16 @@ def start_agent(broker: Mosquitto, client_id: str, spool: Path) -> subprocess.Po
     line = proc.stdout.readline()  # the child prints "ready" once subscribed
     assert line.strip() == "ready", f"agent did not start (exit {proc.poll()})"
     return proc
+
+
+def publish_paced(pub: mqtt.Client, n: int, interval_s: float) -> None:
+    """Cycles 1..n at QoS 1, one every ``interval_s`` (a device's pace, not a wait)."""
+    infos = []
+    for i in range(1, n + 1):
+        infos.append(pub.publish(CYCLE_TOPIC, cycle(i), qos=1))
+        time.sleep(interval_s)
+    for info in infos:
+        info.wait_for_publish(10)
 
 
 def spooled_counts(spool: Path) -> list[int]:
@@ -60,8 +74,12 @@ def test_kill_9_mid_stream_loses_nothing(mosquitto: Mosquitto, tmp_path: Path) -
     spool = tmp_path / "spool" / "spool.db"
     first = start_agent(mosquitto, client_id, spool)
     pub = publisher(mosquitto.port)
+    # A press publishing a cycle every 2 ms: the stream is still flowing when the agent dies
+    # and goes on while it is down (the broker queues for the persistent session). Published
+    # all at once, a fast machine spooled all 400 before the kill could land.
+    stream = threading.Thread(target=publish_paced, args=(pub, N, 0.002), daemon=True)
+    stream.start()
     try:
-        publish_all(pub, [(CYCLE_TOPIC, cycle(n)) for n in range(1, N + 1)])
         wait_until(lambda: len(spooled_counts(spool)) >= 30, 30, "the agent to spool some cycles")
         os.killpg(first.pid, signal.SIGKILL)
         first.wait()
@@ -77,11 +95,17 @@ def test_kill_9_mid_stream_loses_nothing(mosquitto: Mosquitto, tmp_path: Path) -
             os.killpg(second.pid, signal.SIGKILL)
             second.wait()
     finally:
+        stream.join(30)
         pub.disconnect()
         pub.loop_stop()
-    counts = spooled_counts(spool)
+    counts = Counter(spooled_counts(spool))
     # Re-sent messages may appear twice (same points: idempotent in InfluxDB), never zero times.
     assert set(counts) == set(range(1, N + 1))
-    # Duplicates come only from unacked windows (max_inflight 10) re-sent after the kill or a
-    # reconnect; far fewer than the stream itself.
-    assert len(counts) - N < N // 2, f"{len(counts) - N} duplicates"
+    # A duplicate is a message spooled before the kill whose ack the broker never took in: acks
+    # still in the dead process's buffers, or read by no one before the kernel reset the
+    # connection (measured: Mosquitto 2.0.11 reads the acks of a fast stream slowly, so up to
+    # everything spooled before the kill can come again). Never anything spooled after the
+    # restart, and never more than once more.
+    twice = {n for n, c in counts.items() if c > 1}
+    assert twice <= at_kill, f"re-sent after the restart: {sorted(twice - at_kill)[:10]}"
+    assert max(counts.values()) == 2 or not twice
