@@ -60,7 +60,7 @@ from analytics.firing_metrics import (
     sparse_runs,
     window_sums,
 )
-from analytics.firing_pass import Axis, PassSums, Workspace, build_axis, dense_pass
+from analytics.firing_pass import Axis, PassSums, Workspace, dense_pass
 from analytics.programme import Programme, SegmentSpan
 from core.reading import Quality
 
@@ -543,7 +543,7 @@ def _judge(
     # Wall time during which the setpoint exists: what coverage is measured against.
     judged_s = max(cover_ns / NS_PER_S, 0.0)
     ws = ws or Workspace()
-    axis = build_axis(t_s, sp, spans, bounds, s.max_gap_s, s.stall_step_s)
+    axis = ws.axis(t_s, sp, spans, bounds, s.max_gap_s, s.stall_step_s)
     judged = axis.judged
 
     # phase 1: the dense pass, one tile of firings at a time
@@ -727,6 +727,8 @@ def _reports(
         """Wall-clock ns of column ``idx`` for each row (its firing's shift added), None
         where not ``present``."""
         ns = (t_ns[idx] + row_shift).tolist() if n else [0] * kk
+        if present.all():
+            return ns
         return [v if p else None for v, p in zip(ns, present.tolist(), strict=True)]
 
     # per firing, all at once
@@ -882,6 +884,16 @@ def _dense_weights(
     return weights, weights.weighted_sum(np.abs(d)), weights.weighted_sum_sq(d)
 
 
+def _p90(x: np.ndarray) -> float:
+    """``np.quantile(x, 0.9)`` (linear interpolation) by partition: a tenth of the cost on the
+    few hundred values it sees here, where quantile's generality is most of the time."""
+    pos = 0.9 * (x.size - 1)
+    lo = int(pos)
+    hi = min(lo + 1, x.size - 1)
+    part = np.partition(x, (lo, hi))
+    return float(part[lo] + (part[hi] - part[lo]) * (pos - lo))
+
+
 def _regions(axis: Axis, spans: Sequence[SegmentSpan]) -> list[tuple[int, int, int]]:
     """``(segment or -1, lo, hi)`` tiling [0, N): before the first segment, each segment,
     after the last."""
@@ -946,7 +958,7 @@ def _peaks(
     window allows are read over the whole segment when their peak fails the bound."""
     rows = amax.size
     usual = amax[n_valid > 0]
-    m_win = float(np.quantile(usual, 0.9)) if usual.size else 0.0
+    m_win = _p90(usual) if usual.size else 0.0
     out = []
     for j, lo, hi in _regions(axis, spans):
         if hi <= lo:
@@ -994,7 +1006,7 @@ def _cone_rates(
         return rate
     # the window is set by the typical rows (a stuck thermocouple must not widen it to the
     # whole firing); the others are settled by the fallback below when it misses them
-    m = float(np.quantile(amax[has], 0.9))
+    m = _p90(amax[has])
     typical = has[amax[has] <= m]
     first_peak = int(ipeak[typical].min())
     thr = float(np.min(peak[typical])) - s.cone_span_c
@@ -1162,8 +1174,13 @@ def _last_span_rate(
         return rate
     rows = np.flatnonzero(has)
     i = w - 1 - below[rows, ::-1].argmax(axis=1)  # the last one before the peak
-    after = ok[rows] & (col > i[:, None]) & (col <= ipeak[rows, None])
-    j = after.argmax(axis=1)  # the next valid sample (the peak at the latest: always one)
+    # the next valid sample (the peak at the latest: always one); nearly always the very next
+    j = i + 1  # <= the peak: i lies before it
+    far = np.flatnonzero(~ok[rows, j])
+    if far.size:
+        rf = rows[far]
+        after = ok[rf] & (col > i[far, None]) & (col <= ipeak[rf, None])
+        j[far] = after.argmax(axis=1)
     ti, tj = t_s[i], t_s[j]
     yi, yj = y[rows, i], y[rows, j]
     bridge = ok[rows, j] & (tj - ti <= s.max_gap_s) & (yj > yi)

@@ -131,16 +131,14 @@ class SampleWeights:
         span = t_s[q] - t_s[p] if n else np.zeros(0)
         fully_judged = (judged_before[q + 1] - judged_before[p]) == (q - p + 1)
         bridge = fully_judged & (span <= max_gap_s)
+        # Interleaved (p0, q0, p1, q1, ...) the ends are already in row-major order: runs are
+        # sorted and maximal, so p < q <= the next run's p in a row (equal: a sample between
+        # two runs, which borders both bridges). No sort needed.
         h = 0.5 * span[bridge]
-        self.bridge_rows = np.concatenate([br[bridge], br[bridge]])
-        self.bridge_cols = np.concatenate([p[bridge], q[bridge]])
-        self.bridge = np.concatenate([h, h])
-        bridge_src = np.concatenate([i0[bridge], nb + i1[bridge]])
-        order = np.argsort(self.bridge_rows * n + self.bridge_cols, kind="stable")
-        self.bridge_rows = self.bridge_rows[order]
-        self.bridge_cols = self.bridge_cols[order]
-        self.bridge = self.bridge[order]
-        self.bridge_src = bridge_src[order]
+        self.bridge_rows = np.repeat(br[bridge], 2)
+        self.bridge_cols = np.stack([p[bridge], q[bridge]], axis=1).reshape(-1)
+        self.bridge = np.repeat(h, 2)
+        self.bridge_src = np.stack([i0[bridge], nb + i1[bridge]], axis=1).reshape(-1)
         self._bridge_keys = self.bridge_rows * n + self.bridge_cols
 
     def at(self, rows: np.ndarray, cols: np.ndarray, ok: np.ndarray | None = None) -> np.ndarray:

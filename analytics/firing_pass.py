@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 
@@ -42,6 +42,8 @@ class Workspace:
 
     def __init__(self) -> None:
         self._buffers: dict[str, np.ndarray] = {}
+        self._axis: Axis | None = None
+        self._axis_key: tuple = ()
 
     def _get(self, name: str, shape: tuple[int, ...], dtype: type) -> np.ndarray:
         size = math.prod(shape)
@@ -56,6 +58,33 @@ class Workspace:
 
     def bool(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
         return self._get(name, shape, np.bool_)
+
+    def axis(
+        self,
+        t_s: np.ndarray,
+        sp: np.ndarray,
+        spans: Sequence[SegmentSpan],
+        bounds: np.ndarray,
+        max_gap_s: float,
+        stall_step_s: float,
+    ) -> Axis:
+        """:func:`build_axis`, or the last one built when it was for the same inputs: the
+        groups of a batch of firings of one programme share their axis, and building it
+        (weights, block layout, segment edges) costs as much as a tenth of judging a group."""
+        last = self._axis
+        key = (spans, max_gap_s, stall_step_s)
+        if (
+            last is not None
+            and self._axis_key[0] is spans
+            and self._axis_key[1:3] == key[1:]
+            and np.array_equal(self._axis_key[3], bounds)
+            and np.array_equal(last.t_s, t_s)
+            and np.array_equal(last.sp, sp, equal_nan=True)
+        ):
+            return last
+        self._axis = build_axis(t_s, sp, spans, bounds, max_gap_s, stall_step_s)
+        self._axis_key = (*key, np.array(bounds))
+        return self._axis
 
 
 def stall_block(t_s: np.ndarray, stall_step_s: float) -> int:
@@ -114,6 +143,8 @@ def build_axis(
 ) -> Axis:
     """The shared axis of a group: weights, blocks and segment edges, computed once."""
     n = t_s.size
+    # own copies: the axis is made read-only below, and the caller's arrays stay theirs
+    t_s, sp = np.array(t_s, dtype=np.float64), np.array(sp, dtype=np.float64)
     judged = np.isfinite(sp)
     sp0 = np.where(judged, sp, 0.0)
     at = np.flatnonzero(judged)
@@ -162,7 +193,7 @@ def build_axis(
     e = np.arange(edge_cols.size)
     edge_mat[e, edge_seg] = 1.0
     edge_mat[e, n_seg + edge_seg] = t_h[edge_cols] - centre[edge_seg]
-    return Axis(
+    axis = Axis(
         n=n,
         t_s=t_s,
         t_h=t_h,
@@ -190,6 +221,11 @@ def build_axis(
         edge_mat=edge_mat,
         holds=tuple(holds),
     )
+    for f in fields(axis):
+        value = getattr(axis, f.name)
+        if isinstance(value, np.ndarray):
+            value.setflags(write=False)  # shared by every group judged on this axis
+    return axis
 
 
 class PassSums:
