@@ -10,6 +10,7 @@ import pytest
 
 import analytics.conformance as conformance
 from analytics.conformance import ConformanceSettings, judge_firing, judge_firings
+from analytics.firing_pass import Workspace
 from analytics.programme import Programme
 from core.reading import Quality
 
@@ -122,3 +123,25 @@ def test_batched_spread_is_per_firing() -> None:
     for i, report in enumerate(reports):
         want = np.max(np.abs(temps[i, 0] - temps[i, 1]))
         assert report.spread_max_c == pytest.approx(want)
+
+
+def test_workspace_reuses_an_axis_only_for_the_same_inputs() -> None:
+    """Groups of one programme share the axis built for the first; anything that changes the
+    axis (setpoint, times, block size) builds a new one, and the caller's arrays stay theirs."""
+    p = programme()
+    t_s = np.arange(0.0, p.duration_s, 60.0)
+    sp = p.setpoint_c(t_s)
+    bounds = np.searchsorted(t_s, [s.start_s for s in p.spans] + [p.spans[-1].end_s], "right")
+    ws = Workspace()
+    first = ws.axis(t_s, sp, p.spans, bounds, 300.0, 300.0)
+    assert ws.axis(t_s.copy(), sp.copy(), p.spans, bounds.copy(), 300.0, 300.0) is first
+    hotter = sp + 1.0
+    second = ws.axis(t_s, hotter, p.spans, bounds, 300.0, 300.0)
+    assert second is not first and second.sp0.max() == pytest.approx(first.sp0.max() + 1.0)
+    assert ws.axis(t_s, hotter, p.spans, bounds, 300.0, 600.0).b == 2 * second.b
+    assert ws.axis(t_s + 60.0, hotter, p.spans, bounds, 300.0, 600.0).t_s[0] == 60.0
+    # shared, so read-only; built from copies, so the inputs are still the caller's to change
+    with pytest.raises(ValueError):
+        first.wc[0] = 1.0
+    sp[0] = 1.0
+    t_s[0] = 1.0
