@@ -2,7 +2,8 @@
 
 Shape: F firings x 24 thermocouples x N samples (the example HV-insulator programme, 48 h at
 20 s sampling: N = 8640, F = 482 -> 99.9M samples, 800 MB of float64), with noise, 1 % NaN,
-a few excursions and stalls. Reported against two baselines measured in the same run:
+a few excursions and stalls (``--faults``: two failing thermocouples per firing as well, for
+thousands of findings). Reported against baselines measured in the same run:
 
 * ``streaming``: ``np.subtract(temps, setpoint, out=...)`` over the same arrays - the time any
   algorithm needs just to read the samples once and write once (the memory-bandwidth limit);
@@ -39,7 +40,7 @@ S = 1_000_000_000
 T0 = 1_767_225_600 * S
 
 
-def make_batch(f: int, k: int, n: int, step_s: int, seed: int = 7):
+def make_batch(f: int, k: int, n: int, step_s: int, seed: int = 7, faults: bool = False):
     programme = load_programme(ROOT / "examples/programmes/porcelain-hv-insulator.toml")
     t = T0 + np.arange(n, dtype=np.int64) * step_s * S
     sp = programme.setpoint_c(programme_time_s(t, T0))
@@ -50,6 +51,9 @@ def make_batch(f: int, k: int, n: int, step_s: int, seed: int = 7):
         temps[i] = base + rng.normal(0.0, 2.0, (k, n))
         temps[i, rng.integers(k), n // 3 : n // 3 + 60] += 25.0  # a 20-minute excursion
         temps[i][rng.random((k, n)) < 0.01] = np.nan
+        if faults:  # failing thermocouples: findings by the thousand, not by the handful
+            temps[i, 1] += ((np.arange(n) * step_s // 180) % 2) * 15.0  # wavers over the band
+            temps[i, 2, rng.random(n) < 0.01] = 500.0  # an intermittent junction: spikes
     times = np.broadcast_to(t, (f, n)).copy()
     return programme, times, temps, sp
 
@@ -100,12 +104,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--no-threads", action="store_true", help="skip the judge_firings(workers=N) run"
     )
+    ap.add_argument(
+        "--faults",
+        action="store_true",
+        help="two failing thermocouples per firing (one wavering across the band edge every "
+        "3 min, one spiking to 500 °C in 1 %% of samples): thousands of excursions and stalls",
+    )
     args = ap.parse_args(argv)
     k, step = 24, 20
     n = 48 * 3600 // step
     f = 8 if args.quick else 482
     repeats = 3 if args.quick else 2
-    programme, times, temps, sp = make_batch(f, k, n, step)
+    programme, times, temps, sp = make_batch(f, k, n, step, faults=args.faults)
     samples = temps.size
     starts = np.full(f, T0)
     settings = ConformanceSettings()
@@ -161,6 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "benchmark": "firing_conformance",
         "quick": args.quick,
+        "faults": args.faults,
         "shape": {"firings": f, "thermocouples": k, "samples_per_tc": n},
         "samples": samples,
         "clock": "process_time (CPU s) unless named *_wall_s; best of the repeats",

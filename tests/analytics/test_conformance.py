@@ -141,6 +141,44 @@ def test_stall_follows_the_l_and_l_rule(step_s: float) -> None:
     assert stall.min_rate_c_h < 6.7 and stall.segment == 0
 
 
+def test_stalls_report_each_thermocouples_own_slowest_rate_and_sample_times() -> None:
+    """Noise-free curves whose slow stretches have known rates: tc2 flat for an hour (0 °C/h),
+    tc3 speeding up from 1 to 5 °C/h over an hour (a window's least-squares rate is the rate
+    at its middle). Each stall's slowest rate is its own thermocouple's slowest window, its
+    ends are sample times, and a second firing a day later reports the same stalls a day on."""
+    p = ramp_hold()
+    t = minute_grid(11)
+    sp = p.setpoint_c(programme_time_s(t, T0))
+    temps = np.vstack([sp, sp, sp])
+    h = (t - T0) / (3600 * S)
+    flat = (h >= 4) & (h < 5)
+    temps[1, flat] = sp[h == 4][0]
+    temps[1, h >= 5] -= 60.0
+    slow = (h >= 6) & (h < 7)
+    x = h[slow] - 6
+    temps[2, slow] = sp[h == 6][0] + x + 2 * x * x
+    temps[2, h >= 7] -= 57.0
+    day = 86_400 * S
+    reports = judge_firings(
+        p, np.stack([t, t + day]), np.stack([temps, temps]), start_ns=[T0, T0 + day]
+    )
+    first, second = reports
+    assert [(s.thermocouple, s.segment) for s in first.stalls] == [("tc2", 0), ("tc3", 0)]
+    flat_rate, rising_rate = (s.min_rate_c_h for s in first.stalls)
+    assert flat_rate == pytest.approx(0.0, abs=1e-6)
+    # windows are whole 5 min blocks spanning 22.5 min to within a block, so the first one
+    # wholly inside the slow hour is centred 8.75-16.25 min in: 1.58-2.08 °C/h (the last slow
+    # windows run at 4-5 °C/h)
+    assert 1.0 + 4 * 8.75 / 60 - 1e-6 <= rising_rate <= 1.0 + 4 * 16.25 / 60 + 1e-6
+    for s in first.stalls:
+        assert (s.start_ns - T0) % (60 * S) == 0 and (s.end_ns - T0) % (60 * S) == 0
+        assert s.duration_s == (s.end_ns - s.start_ns) / S
+    assert first.stalls[0].start_ns < T0 + 5 * 3600 * S < first.stalls[1].start_ns
+    assert [(s.start_ns + day, s.end_ns + day, s.min_rate_c_h) for s in first.stalls] == [
+        (s.start_ns, s.end_ns, s.min_rate_c_h) for s in second.stalls
+    ]
+
+
 def test_worked_cone_points_from_the_orton_table() -> None:
     c = cone_equivalent(
         np.array([1260.0, 1280.0, 1305.0, 1295.0, 1263.0, 1285.0, 1346.0]),
