@@ -565,7 +565,14 @@ def _judge(
     # phase 2: from the pass's sums and sparse lists
     bad_keys = ps.bad_keys()
     bad_rows, bad_cols = np.divmod(bad_keys, max(n, 1))
-    n_valid = int(judged.sum()) - np.bincount(bad_rows[judged[bad_cols]], minlength=kk)
+    # per (row, region): unusable judged samples, covered time, out-of-band time (regions:
+    # before the programme, each segment, after; Axis.region)
+    n_reg, region = axis.n_regions, axis.region
+    bj = judged[bad_cols]
+    bad_judged = np.bincount(
+        bad_rows[bj] * n_reg + region[bad_cols[bj]], minlength=kk * n_reg
+    ).reshape(kk, n_reg)
+    n_valid = int(judged.sum()) - bad_judged.sum(axis=1)
     out_keys, out_vals = ps.outside()
     out_rows, out_cols = np.divmod(out_keys, max(n, 1))
 
@@ -576,7 +583,6 @@ def _judge(
         hit = bad_keys[np.minimum(i, bad_keys.size - 1)] == key if bad_keys.size else False
         return ~hit if bad_keys.size else np.ones(key.shape, dtype=bool)
 
-    hold_totals: dict[int, np.ndarray] = {}
     if bad_keys.size > 0.2 * kk * n:
         # Many unusable samples (e.g. thermocouples with their own timestamps on a union
         # axis, mostly NaN): dense weights beat the sparse corrections; recompute d densely.
@@ -589,14 +595,18 @@ def _judge(
         s_abs = weights.corrected(ps.s_abs, np.abs(nb))
         s_sq = weights.corrected(ps.s_sq, nb * nb)
         out_w = weights.at(out_rows, out_cols, None) if n else np.zeros(0)
-    wsum = covered_s = weights.total()
+    covered = weights.totals(region, n_reg)
+    wsum = covered_s = covered.sum(axis=1)
     imax = ps.imax
     max_abs = np.where(n_valid > 0, ps.amax, np.nan)
     with np.errstate(all="ignore"):
         mean_abs = s_abs / wsum
         wd2 = s_sq
         rms = np.sqrt(wd2 / wsum)
-        w_out = np.bincount(out_rows, weights=out_w, minlength=kk).astype(np.float64)
+        out_time = np.bincount(
+            out_rows * n_reg + region[out_cols], weights=out_w, minlength=kk * n_reg
+        ).reshape(kk, n_reg)
+        w_out = out_time.sum(axis=1)
         share = 1.0 - w_out / wsum
         coverage = np.clip(covered_s / judged_s, 0.0, 1.0) if judged_s > 0 else np.zeros(kk)
     undefined = wsum <= 0
@@ -621,15 +631,9 @@ def _judge(
         seg_idx_at[lo:hi] = j
         achieved = achieved_all[:, j] if n else np.full(kk, np.nan)
         soak = hold_max = hold_valid = None
-        if span.kind == "hold":
-            in_seg = (out_cols >= lo) & (out_cols < hi)
-            w_out_seg = np.bincount(out_rows[in_seg], weights=out_w[in_seg], minlength=kk)
-            total = hold_totals.get(j)
-            if total is None:
-                total = weights.total(lo, hi)
-            soak = np.where(n_valid > 0, total - w_out_seg, np.nan)
-            bad_here = judged[bad_cols] & (bad_cols >= lo) & (bad_cols < hi)
-            hold_valid = int(judged[lo:hi].sum()) - np.bincount(bad_rows[bad_here], minlength=kk)
+        if span.kind == "hold":  # segment j is region j + 1
+            soak = np.where(n_valid > 0, covered[:, j + 1] - out_time[:, j + 1], np.nan)
+            hold_valid = int(judged[lo:hi].sum()) - bad_judged[:, j + 1]
             hold_max = ps.hold_max[:, hold_no] if hi > lo else np.zeros(kk)
             hold_no += hi > lo
         if span.kind == "ramp":

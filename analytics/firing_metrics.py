@@ -220,6 +220,26 @@ class SampleWeights:
         return out
 
 
+    def totals(self, region: np.ndarray, n_regions: int) -> np.ndarray:
+        """(K, R) covered time per region (``region`` (N,): each column's region): what
+        :meth:`total` gives per range, for all ranges in one bincount per sparse list."""
+        k, r = self.k, n_regions
+        base = np.bincount(region, weights=self.wc, minlength=r) if self.n else np.zeros(r)
+        out = np.tile(base, (k, 1))
+
+        def per_region(rows: np.ndarray, cols: np.ndarray, w: np.ndarray) -> np.ndarray:
+            key = rows * r + region[cols]
+            return np.bincount(key, weights=w, minlength=k * r).reshape(k, r)
+
+        if self.bad_rows.size:
+            out -= per_region(self.bad_rows, self.bad_cols, self.wc[self.bad_cols])
+        if self.lost.size:
+            out -= per_region(self.lost_rows, self.lost_cols, self.lost)
+        if self.bridge.size:
+            out += per_region(self.bridge_rows, self.bridge_cols, self.bridge)
+        return out
+
+
 class DenseWeights:
     """:class:`SampleWeights` computed as a (K, N) array: the faster choice when many samples
     are unusable (e.g. thermocouples with their own timestamps on a union time axis, mostly
@@ -277,6 +297,11 @@ class DenseWeights:
     def total(self, lo: int = 0, hi: int | None = None) -> np.ndarray:
         hi = self.n if hi is None else hi
         return self.w[:, lo:hi].sum(axis=1)
+
+    def totals(self, region: np.ndarray, n_regions: int) -> np.ndarray:
+        onehot = np.zeros((self.n, n_regions))
+        onehot[np.arange(self.n), region] = 1.0
+        return self.w @ onehot
 
 
 def bad_runs(rows: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

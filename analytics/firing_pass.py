@@ -131,6 +131,11 @@ class Axis:
     edge_seg: np.ndarray  # ... and their segment
     edge_mat: np.ndarray  # (E, 2S): [segment indicator, (t - centre) * indicator]
     holds: tuple[tuple[int, int, int], ...]  # (segment, lo, hi) of every hold
+    # regions tiling [0, N): before the programme, segment j (region j + 1), after it; the
+    # per-region sums of phase 2 (covered time, unusable and out-of-band samples) are one
+    # bincount each over region[col] instead of one masked pass per segment
+    region: np.ndarray  # (N,) region of each sample
+    n_regions: int
 
 
 def build_axis(
@@ -193,6 +198,8 @@ def build_axis(
     e = np.arange(edge_cols.size)
     edge_mat[e, edge_seg] = 1.0
     edge_mat[e, n_seg + edge_seg] = t_h[edge_cols] - centre[edge_seg]
+    edges = np.concatenate([[0], np.minimum(bounds, n), [n]])
+    region = np.repeat(np.arange(edges.size - 1), np.diff(edges))
     axis = Axis(
         n=n,
         t_s=t_s,
@@ -220,6 +227,8 @@ def build_axis(
         edge_seg=edge_seg,
         edge_mat=edge_mat,
         holds=tuple(holds),
+        region=region,
+        n_regions=edges.size - 1,
     )
     for f in fields(axis):
         value = getattr(axis, f.name)
