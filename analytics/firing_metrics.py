@@ -219,7 +219,6 @@ class SampleWeights:
             out += np.bincount(self.bridge_rows[m], weights=self.bridge[m], minlength=self.k)
         return out
 
-
     def totals(self, region: np.ndarray, n_regions: int) -> np.ndarray:
         """(K, R) covered time per region (``region`` (N,): each column's region): what
         :meth:`total` gives per range, for all ranges in one bincount per sparse list."""
