@@ -202,26 +202,9 @@ class SampleWeights:
             )
         return out
 
-    def total(self, lo: int = 0, hi: int | None = None) -> np.ndarray:
-        """``Σ_i w[k, i]`` over valid samples in columns ``[lo, hi)``: covered time."""
-        hi = self.n if hi is None else hi
-        out = np.full(self.k, float(self.wc[lo:hi].sum()))
-        m = (self.bad_cols >= lo) & (self.bad_cols < hi)
-        if m.any():
-            out -= np.bincount(
-                self.bad_rows[m], weights=self.wc[self.bad_cols[m]], minlength=self.k
-            )
-        m = (self.lost_cols >= lo) & (self.lost_cols < hi)
-        if m.any():
-            out -= np.bincount(self.lost_rows[m], weights=self.lost[m], minlength=self.k)
-        m = (self.bridge_cols >= lo) & (self.bridge_cols < hi)
-        if m.any():
-            out += np.bincount(self.bridge_rows[m], weights=self.bridge[m], minlength=self.k)
-        return out
-
     def totals(self, region: np.ndarray, n_regions: int) -> np.ndarray:
-        """(K, R) covered time per region (``region`` (N,): each column's region): what
-        :meth:`total` gives per range, for all ranges in one bincount per sparse list."""
+        """(K, R) covered time (``Σ_i w[k, i]`` over valid samples) per region, ``region``
+        (N,) giving each column's: all regions in one bincount per sparse list."""
         k, r = self.k, n_regions
         base = np.bincount(region, weights=self.wc, minlength=r) if self.n else np.zeros(r)
         out = np.tile(base, (k, 1))
@@ -292,10 +275,6 @@ class DenseWeights:
 
     def weighted_sum_sq(self, f: np.ndarray) -> np.ndarray:
         return np.einsum("kn,kn,kn->k", f, f, self.w)
-
-    def total(self, lo: int = 0, hi: int | None = None) -> np.ndarray:
-        hi = self.n if hi is None else hi
-        return self.w[:, lo:hi].sum(axis=1)
 
     def totals(self, region: np.ndarray, n_regions: int) -> np.ndarray:
         onehot = np.zeros((self.n, n_regions))

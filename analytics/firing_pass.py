@@ -72,18 +72,18 @@ class Workspace:
         groups of a batch of firings of one programme share their axis, and building it
         (weights, block layout, segment edges) costs as much as a tenth of judging a group."""
         last = self._axis
-        key = (spans, max_gap_s, stall_step_s)
-        if (
-            last is not None
-            and self._axis_key[0] is spans
-            and self._axis_key[1:3] == key[1:]
-            and np.array_equal(self._axis_key[3], bounds)
-            and np.array_equal(last.t_s, t_s)
-            and np.array_equal(last.sp, sp, equal_nan=True)
-        ):
-            return last
+        if last is not None:
+            last_spans, last_settings, last_bounds = self._axis_key
+            if (
+                last_spans is spans
+                and last_settings == (max_gap_s, stall_step_s)
+                and np.array_equal(last_bounds, bounds)
+                and np.array_equal(last.t_s, t_s)
+                and np.array_equal(last.sp, sp, equal_nan=True)
+            ):
+                return last
         self._axis = build_axis(t_s, sp, spans, bounds, max_gap_s, stall_step_s)
-        self._axis_key = (*key, np.array(bounds))
+        self._axis_key = (spans, (max_gap_s, stall_step_s), np.array(bounds))
         return self._axis
 
 
