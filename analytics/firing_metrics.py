@@ -120,7 +120,6 @@ class SampleWeights:
         src = np.concatenate([il, nb + ir])
         keep = amount > 0
         self.lost_rows, self.lost_cols, self.lost = rows[keep], cols[keep], amount[keep]
-        self.lost_src = src[keep]
         # bridges over runs of unusable samples: (row, p) and (row, q) around each run; p and
         # q are usable (a run is maximal)
         i0, i1 = np.flatnonzero(~prev_bad), np.flatnonzero(~next_bad)
@@ -138,8 +137,16 @@ class SampleWeights:
         self.bridge_rows = np.repeat(br[bridge], 2)
         self.bridge_cols = np.stack([p[bridge], q[bridge]], axis=1).reshape(-1)
         self.bridge = np.repeat(h, 2)
-        self.bridge_src = np.stack([i0[bridge], nb + i1[bridge]], axis=1).reshape(-1)
+        bridge_src = np.stack([i0[bridge], nb + i1[bridge]], axis=1).reshape(-1)
         self._bridge_keys = self.bridge_rows * n + self.bridge_cols
+        # what corrected() adds per neighbour value: a neighbour of an unusable sample loses a
+        # half interval and, when the run is bridged, gains half the bridge - one net weight
+        # per neighbour instead of two lists (half the gathers for every weighted sum)
+        net = np.bincount(src[keep], weights=-amount[keep], minlength=2 * nb)
+        net += np.bincount(bridge_src, weights=self.bridge, minlength=2 * nb)
+        self._net_src = np.flatnonzero(net)
+        self._net = net[self._net_src]
+        self._net_rows = np.concatenate([bad_rows, bad_rows])[self._net_src]
 
     def at(self, rows: np.ndarray, cols: np.ndarray, ok: np.ndarray | None = None) -> np.ndarray:
         """Weights of the (valid) samples at ``(rows, cols)`` (``ok``: the mask, if not the
@@ -160,45 +167,15 @@ class SampleWeights:
             w = w + (csum[hi] - csum[lo])
         return w
 
-    def weighted_sum(self, f: np.ndarray, lo: int = 0, hi: int | None = None) -> np.ndarray:
-        """``Σ_i w[k, i] f[k, i]`` over columns ``[lo, hi)``; ``f`` must be 0 where invalid."""
-        hi = self.n if hi is None else hi
-        base = np.einsum("kn,n->k", f[:, lo:hi], self.wc[lo:hi])  # no BLAS: see firing_pass
-        m = (self.lost_cols >= lo) & (self.lost_cols < hi)
-        if m.any():
-            r, c = self.lost_rows[m], self.lost_cols[m]
-            base -= np.bincount(r, weights=self.lost[m] * f[r, c], minlength=self.k)
-        m = (self.bridge_cols >= lo) & (self.bridge_cols < hi)
-        if m.any():
-            r, c = self.bridge_rows[m], self.bridge_cols[m]
-            base += np.bincount(r, weights=self.bridge[m] * f[r, c], minlength=self.k)
-        return base
-
-    def weighted_sum_sq(self, f: np.ndarray) -> np.ndarray:
-        """``Σ_i w[k, i] f[k, i]²`` over all columns (``f`` 0 where invalid), without a
-        squared copy of ``f``: one three-operand contraction."""
-        base = np.einsum("kn,kn,n->k", f, f, self.wc)
-        if self.lost.size:
-            r, c = self.lost_rows, self.lost_cols
-            base -= np.bincount(r, weights=self.lost * np.square(f[r, c]), minlength=self.k)
-        if self.bridge.size:
-            r, c = self.bridge_rows, self.bridge_cols
-            base += np.bincount(r, weights=self.bridge * np.square(f[r, c]), minlength=self.k)
-        return base
-
     def corrected(self, base: np.ndarray, f_nb: np.ndarray) -> np.ndarray:
         """``Σ_i w[k, i] f[k, i]`` from ``base`` = ``Σ_i wc[i] f[k, i]`` (the common weights,
         ``f`` 0 where invalid) and ``f_nb``, ``f`` at the neighbours of the unusable samples
         ([left of each; right of each], in list order; 0 where there is none): the only
         samples whose weight differs from ``wc``. No (K, N) array of ``f`` needed."""
         out = np.array(base, dtype=np.float64)
-        if self.lost.size:
-            out -= np.bincount(
-                self.lost_rows, weights=self.lost * f_nb[self.lost_src], minlength=self.k
-            )
-        if self.bridge.size:
+        if self._net_src.size:
             out += np.bincount(
-                self.bridge_rows, weights=self.bridge * f_nb[self.bridge_src], minlength=self.k
+                self._net_rows, weights=self._net * f_nb[self._net_src], minlength=self.k
             )
         return out
 

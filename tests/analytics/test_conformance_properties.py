@@ -349,7 +349,12 @@ def test_sparse_and_dense_weights_agree(k, n, seed, missing, max_gap) -> None:
     sparse = SampleWeights(t_s, judged, ok, bad_rows, bad_cols, max_gap)
     dense = DenseWeights(t_s, judged, ok, max_gap)
     f = np.where(ok & judged[None, :], rng.normal(0, 5, (k, n)), 0.0)
-    np.testing.assert_allclose(sparse.weighted_sum(f), dense.weighted_sum(f), atol=1e-9)
+    # the kernel's weighted sum: common weights for every sample, then the neighbours of the
+    # unusable samples corrected from their values alone ([left of each; right of each])
+    left = np.where(bad_cols >= 1, f[bad_rows, np.maximum(bad_cols - 1, 0)], 0.0)
+    right = np.where(bad_cols <= n - 2, f[bad_rows, np.minimum(bad_cols + 1, n - 1)], 0.0)
+    corrected = sparse.corrected(f @ sparse.wc, np.concatenate([left, right]))
+    np.testing.assert_allclose(corrected, dense.weighted_sum(f), atol=1e-9)
     # covered time per region, here [0, lo), [lo, hi), [hi, n)
     lo, hi = (n // 3, 2 * n // 3) if n else (0, 0)
     region = np.repeat([0, 1, 2], [lo, hi - lo, n - hi])
