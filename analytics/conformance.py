@@ -583,11 +583,13 @@ def _judge(
         hit = bad_keys[np.minimum(i, bad_keys.size - 1)] == key if bad_keys.size else False
         return ~hit if bad_keys.size else np.ones(key.shape, dtype=bool)
 
+    usable = None  # (rows, cols) of the usable samples, where they are the fewer
     if bad_keys.size > 0.2 * kk * n:
         # Many unusable samples (e.g. thermocouples with their own timestamps on a union
         # axis, mostly NaN): dense weights beat the sparse corrections; recompute d densely.
-        dense = _dense_weights(axis, y, q, s, bad_keys, kk)
-        weights, (s_abs, s_sq) = dense[0], dense[1:]
+        weights, s_abs, s_sq, ok = _dense_weights(axis, y, q, s, bad_keys, kk)
+        if bad_keys.size > 0.5 * kk * n:
+            usable = np.divmod(np.flatnonzero(ok), n)
         out_w = weights.at(out_rows, out_cols, None) if n else np.zeros(0)
     else:
         weights = SampleWeights(t_s, judged, ok_at, bad_rows, bad_cols, s.max_gap_s, k=kk)
@@ -619,10 +621,17 @@ def _judge(
     n_seg = len(spans)
     if spans and n:
         blocks = block_sums_from_pass(
-            axis, ps.bs, ps.bts, bad_rows, bad_cols, kk, ws.float("blocks", (5, kk, axis.g))
+            axis,
+            ps.bs,
+            ps.bts,
+            bad_rows,
+            bad_cols,
+            kk,
+            ws.float("blocks", (5, kk, axis.g)),
+            usable,
         )
         achieved_all = ls_slope(
-            segments_sums_from_pass(axis, blocks, ps.edge, bad_rows, bad_cols, kk)
+            segments_sums_from_pass(axis, blocks, ps.edge, bad_rows, bad_cols, kk, usable)
         )
     seg_rows = []  # per segment: (achieved, soak, hold max |dev|, hold valid)
     hold_no = 0
@@ -874,9 +883,10 @@ def _dense_weights(
     s: ConformanceSettings,
     bad_keys: np.ndarray,
     kk: int,
-) -> tuple[DenseWeights, np.ndarray, np.ndarray]:
-    """:class:`DenseWeights` and the weighted Σ|d|, Σd² for a group with many unusable
-    samples: the deviation is recomputed as a (rows, N) array (the data is mostly holes)."""
+) -> tuple[DenseWeights, np.ndarray, np.ndarray, np.ndarray]:
+    """:class:`DenseWeights`, the weighted Σ|d|, Σd² and the (rows, N) usable mask for a
+    group with many unusable samples: the deviation is recomputed as a (rows, N) array (the
+    data is mostly holes)."""
     n = axis.n
     ok = np.ones(kk * n, dtype=bool)
     ok[bad_keys] = False
@@ -885,7 +895,7 @@ def _dense_weights(
     d[~ok] = 0.0
     d[:, ~axis.judged] = 0.0
     weights = DenseWeights(axis.t_s, axis.judged, ok, s.max_gap_s)
-    return weights, weights.weighted_sum(np.abs(d)), weights.weighted_sum_sq(d)
+    return weights, weights.weighted_sum(np.abs(d)), weights.weighted_sum_sq(d), ok
 
 
 def _p90(x: np.ndarray) -> float:

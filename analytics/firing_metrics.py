@@ -254,9 +254,13 @@ class DenseWeights:
         return np.einsum("kn,kn,kn->k", f, f, self.w)
 
     def totals(self, region: np.ndarray, n_regions: int) -> np.ndarray:
-        onehot = np.zeros((self.n, n_regions))
-        onehot[np.arange(self.n), region] = 1.0
-        return self.w @ onehot
+        # one reduction per run of equal regions (a matrix product with a one-hot (N, R)
+        # would be BLAS, multi-threaded at this size: see analytics/firing_pass.py)
+        out = np.zeros((self.k, n_regions))
+        if self.n:
+            starts = np.flatnonzero(np.diff(region, prepend=-1))
+            np.add.at(out.T, region[starts], np.add.reduceat(self.w, starts, axis=1).T)
+        return out
 
 
 def bad_runs(rows: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -376,16 +380,31 @@ def block_sums_from_pass(
     bad_cols: np.ndarray,
     k: int,
     out: np.ndarray | None = None,
+    usable: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> BlockSums:
     """:class:`BlockSums` from the dense pass's per-block Σd, Στd (``bs``, ``bts`` (K, G),
     ``d = y - sp0``, 0 at the unusable samples ``bad_rows``/``bad_cols``): the setpoint's
     block sums are added back; n, Σt, Σt² are common to every thermocouple minus the unusable
-    samples. ``out``: a reusable (5, K, G) buffer."""
+    samples. ``out``: a reusable (5, K, G) buffer. ``usable``: the (rows, cols) of the usable
+    samples instead, when they are the fewer (mostly-empty input): sums over them directly."""
     b, g = axis.b, axis.g
     m = g * b
+    x = np.empty((5, k, g)) if out is None else out
+    if usable is not None:
+        sel = usable[1] < m
+        r, c = usable[0][sel], usable[1][sel]
+        t, sp = axis.t_h[c], axis.sp0[c]
+        key = r * g + c // b
+        size = k * g
+        for i, w in enumerate((None, t, t * t)):
+            x[i] = np.bincount(key, weights=w, minlength=size).reshape(k, g)
+        np.add(bs, np.bincount(key, weights=sp, minlength=size).reshape(k, g), out=x[3])
+        np.multiply(bs, axis.t0_h, out=x[4])
+        x[4] += bts
+        x[4] += np.bincount(key, weights=t * sp, minlength=size).reshape(k, g)
+        return BlockSums(b, axis.t0_h, x)
     t_blk = axis.t_h[:m].reshape(g, b)
     sp_blk = axis.sp0[:m].reshape(g, b)
-    x = np.empty((5, k, g)) if out is None else out
     x[0] = float(b)
     x[1] = t_blk.sum(axis=1)
     x[2] = (t_blk * t_blk).sum(axis=1)
@@ -444,12 +463,14 @@ def segments_sums_from_pass(
     bad_rows: np.ndarray,
     bad_cols: np.ndarray,
     k: int,
+    usable: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> np.ndarray:
     """``(5, K, S)`` sums n, Σt, Σt², Σy, Σty over the valid samples of every segment, time
     centred per segment (so the sums do not cancel): Σy, Σty from the whole blocks inside a
     segment (``blocks``) plus its ragged ends (``edge`` (K, 2S): the dense pass's Σd and
     Σ(t - centre)d there, the setpoint's part added back here); n, Σt, Σt² are the same for
-    every thermocouple minus the unusable samples."""
+    every thermocouple minus the unusable samples (``usable``: sums over the usable samples
+    instead, as in :func:`block_sums_from_pass`)."""
     bounds = axis.bounds
     n_seg = len(bounds) - 1
     t_h, sp0, centre = axis.t_h, axis.sp0, axis.centre
@@ -458,31 +479,36 @@ def segments_sums_from_pass(
     seg = np.repeat(np.arange(n_seg), lengths)  # segment of each sample in [lo, hi)
     tc = t_h[lo:hi] - centre[seg]
     out = np.empty((5, k, n_seg))
-    out[0] = lengths.astype(np.float64)
-    out[1] = np.bincount(seg, weights=tc, minlength=n_seg)
-    out[2] = np.bincount(seg, weights=tc * tc, minlength=n_seg)
     ec, es = axis.edge_cols, axis.edge_seg
-    e_sy = edge[:, :n_seg] + np.bincount(es, weights=sp0[ec], minlength=n_seg)
-    e_sty = edge[:, n_seg:] + np.bincount(
-        es, weights=(t_h[ec] - centre[es]) * sp0[ec], minlength=n_seg
-    )
-    m = (bad_cols >= lo) & (bad_cols < hi)
+    if usable is None:  # everything, minus the unusable samples below
+        out[0] = lengths.astype(np.float64)
+        out[1] = np.bincount(seg, weights=tc, minlength=n_seg)
+        out[2] = np.bincount(seg, weights=tc * tc, minlength=n_seg)
+        e_sy = edge[:, :n_seg] + np.bincount(es, weights=sp0[ec], minlength=n_seg)
+        e_sty = edge[:, n_seg:] + np.bincount(
+            es, weights=(t_h[ec] - centre[es]) * sp0[ec], minlength=n_seg
+        )
+        rows, cols, sign = bad_rows, bad_cols, -1.0
+    else:  # nothing, plus the usable samples below
+        out[:3] = 0.0
+        e_sy, e_sty = edge[:, :n_seg].copy(), edge[:, n_seg:].copy()
+        (rows, cols), sign = usable, 1.0
+    m = (cols >= lo) & (cols < hi)
     if m.any():
-        c = bad_cols[m] - lo
-        key = bad_rows[m] * n_seg + seg[c]
+        c = cols[m] - lo
+        key = rows[m] * n_seg + seg[c]
         size = k * n_seg
-        out[0] -= np.bincount(key, minlength=size).reshape(k, n_seg)
-        out[1] -= np.bincount(key, weights=tc[c], minlength=size).reshape(k, n_seg)
-        out[2] -= np.bincount(key, weights=tc[c] * tc[c], minlength=size).reshape(k, n_seg)
+        out[0] += sign * np.bincount(key, minlength=size).reshape(k, n_seg)
+        out[1] += sign * np.bincount(key, weights=tc[c], minlength=size).reshape(k, n_seg)
+        out[2] += sign * np.bincount(key, weights=tc[c] * tc[c], minlength=size).reshape(k, n_seg)
         is_edge = np.zeros(axis.n, dtype=bool)
         is_edge[ec] = True
         e = is_edge[c + lo]
         if e.any():
             ce, ke = c[e], key[e]
-            e_sy -= np.bincount(ke, weights=sp0[ce + lo], minlength=size).reshape(k, n_seg)
-            e_sty -= np.bincount(ke, weights=tc[ce] * sp0[ce + lo], minlength=size).reshape(
-                k, n_seg
-            )
+            sp_e = sp0[ce + lo]
+            e_sy += sign * np.bincount(ke, weights=sp_e, minlength=size).reshape(k, n_seg)
+            e_sty += sign * np.bincount(ke, weights=tc[ce] * sp_e, minlength=size).reshape(k, n_seg)
     for j in range(n_seg):  # one iteration per segment, not per sample
         g0, g1 = blocks.inside(int(bounds[j]), int(bounds[j + 1]))
         out[3, :, j] = e_sy[:, j]

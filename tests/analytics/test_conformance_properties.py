@@ -11,11 +11,18 @@ import itertools
 import math
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from analytics.conformance import ConformanceSettings, judge_firing
-from analytics.firing_metrics import DenseWeights, SampleWeights
+from analytics.firing_metrics import (
+    DenseWeights,
+    SampleWeights,
+    block_sums_from_pass,
+    segments_sums_from_pass,
+)
+from analytics.firing_pass import build_axis
 from analytics.programme import Programme
 
 S = 1_000_000_000
@@ -364,3 +371,56 @@ def test_sparse_and_dense_weights_agree(k, n, seed, missing, max_gap) -> None:
     np.testing.assert_allclose(sparse.totals(region, 3), want, atol=1e-9)
     rows, cols = np.nonzero(ok & judged[None, :])
     np.testing.assert_allclose(sparse.at(rows, cols, ok), dense.at(rows, cols, ok), atol=1e-9)
+
+
+@pytest.mark.parametrize("missing", [0.0, 0.1, 0.7, 1.0])
+def test_block_and_segment_sums_over_usable_samples(missing: float) -> None:
+    """The least-squares sums per block and per segment, from the dense pass's Σd and Στd
+    plus the list of unusable samples (or, for mostly-empty input, of the usable ones), equal
+    the sums written out over the usable samples."""
+    rng = np.random.default_rng(int(missing * 10) + 1)
+    p = Programme.from_segments(
+        [
+            {"kind": "ramp", "rate_c_h": 100, "target_c": 600},
+            {"kind": "hold", "hours": 0.5},
+            {"kind": "cool", "rate_c_h": 150, "target_c": 300},
+        ]
+    )
+    k, n = 3, 700
+    t_s = np.cumsum(rng.uniform(5, 40, n)) - 600.0  # irregular, from before the start
+    sp = p.setpoint_c(t_s)
+    bounds = np.searchsorted(t_s, [s.start_s for s in p.spans] + [p.spans[-1].end_s], "right")
+    bounds[0] = np.searchsorted(t_s, 0.0, "left")
+    axis = build_axis(t_s, sp, p.spans, bounds, 300.0, 300.0)
+    y = np.where(np.isfinite(sp), sp, 20.0) + rng.normal(0, 3, (k, n))
+    ok = rng.random((k, n)) >= missing
+    d = np.where(ok, y - axis.sp0, 0.0)
+    b, g = axis.b, axis.g
+    blk = d[:, : g * b].reshape(k, g, b)
+    bs, bts = blk.sum(axis=2), (blk * axis.tau).sum(axis=2)
+    seg_edges = np.zeros((k, 2 * len(p.spans)))  # what the dense pass sums over edge columns
+    for j in range(len(p.spans)):
+        cols = axis.edge_cols[axis.edge_seg == j]
+        seg_edges[:, j] = d[:, cols].sum(axis=1)
+        seg_edges[:, len(p.spans) + j] = (d[:, cols] * (axis.t_h[cols] - axis.centre[j])).sum(1)
+    bad_rows, bad_cols = np.nonzero(~ok)
+    usable = np.nonzero(ok)
+    # written out: per block, per segment (time centred per segment)
+    t_h, okf = axis.t_h, ok.astype(float)
+    want_blocks = np.stack(
+        [(okf * w)[:, : g * b].reshape(k, g, b).sum(axis=2) for w in (1.0, t_h, t_h**2, y, t_h * y)]
+    )
+    seg_of = np.full(n, -1)
+    for j in range(len(p.spans)):
+        seg_of[axis.bounds[j] : axis.bounds[j + 1]] = j
+    want_segments = np.zeros((5, k, len(p.spans)))
+    for j in range(len(p.spans)):
+        tc = np.where(seg_of == j, t_h - axis.centre[j], 0.0)
+        m = okf * (seg_of == j)
+        for i, w in enumerate((1.0, tc, tc * tc, y, tc * y)):
+            want_segments[i, :, j] = (m * w).sum(axis=1)
+    for use in (None, usable):
+        blocks = block_sums_from_pass(axis, bs, bts, bad_rows, bad_cols, k, usable=use)
+        np.testing.assert_allclose(blocks.sums, want_blocks, rtol=1e-9, atol=1e-6)
+        got = segments_sums_from_pass(axis, blocks, seg_edges, bad_rows, bad_cols, k, use)
+        np.testing.assert_allclose(got, want_segments, rtol=1e-9, atol=1e-6)
