@@ -388,7 +388,7 @@ def edge_sums(axis: Axis, de: np.ndarray) -> np.ndarray:
 
 
 _BLAS_CELLS = 1 << 18  # elements per BLAS call (see _block_sums)
-_DOT_COLS = 8192  # columns per row dot product (see row_dot)
+_DOT_COLS = 10_000  # columns per row dot product (see row_dot)
 
 
 def row_dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
