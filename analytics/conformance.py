@@ -911,15 +911,11 @@ def _p90(x: np.ndarray) -> float:
 def _regions(axis: Axis, spans: Sequence[SegmentSpan]) -> list[tuple[int, int, int]]:
     """``(segment or -1, lo, hi)`` tiling [0, N): before the first segment, each segment,
     after the last."""
-    n = axis.n
     if not spans:
-        return [(-1, 0, n)]
-    b = axis.bounds
-    out = [(-1, 0, min(int(b[0]), n))]
-    for j in range(len(spans)):
-        out.append((j, int(b[j]), max(int(b[j + 1]), int(b[j]))))
-    out.append((-1, int(b[len(spans)]), n))
-    return out
+        return [(-1, 0, axis.n)]
+    labels = [-1, *range(len(spans)), -1]  # Axis.edges: region j + 1 is segment j
+    e = axis.edges.tolist()
+    return [(j, e[i], e[i + 1]) for i, j in enumerate(labels)]
 
 
 def _window_max(

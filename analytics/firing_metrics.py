@@ -485,9 +485,7 @@ def segments_sums_from_pass(
         out[1] = np.bincount(seg, weights=tc, minlength=n_seg)
         out[2] = np.bincount(seg, weights=tc * tc, minlength=n_seg)
         e_sy = edge[:, :n_seg] + np.bincount(es, weights=sp0[ec], minlength=n_seg)
-        e_sty = edge[:, n_seg:] + np.bincount(
-            es, weights=(t_h[ec] - centre[es]) * sp0[ec], minlength=n_seg
-        )
+        e_sty = edge[:, n_seg:] + np.bincount(es, weights=axis.edge_tc * sp0[ec], minlength=n_seg)
         rows, cols, sign = bad_rows, bad_cols, -1.0
     else:  # nothing, plus the usable samples below
         out[:3] = 0.0

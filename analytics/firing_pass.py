@@ -137,8 +137,12 @@ class Axis:
     # regions tiling [0, N): before the programme, segment j (region j + 1), after it; the
     # per-region sums of phase 2 (covered time, unusable and out-of-band samples) are one
     # bincount each over region[col] instead of one masked pass per segment
+    edges: np.ndarray  # (R + 1,) region r = samples [edges[r], edges[r + 1])
     region: np.ndarray  # (N,) region of each sample
-    n_regions: int
+
+    @property
+    def n_regions(self) -> int:
+        return self.edges.size - 1
 
 
 def build_axis(
@@ -231,8 +235,8 @@ def build_axis(
         edge_run_seg=edge_seg[edge_starts],
         n_seg=n_seg,
         holds=tuple(holds),
+        edges=edges,
         region=region,
-        n_regions=edges.size - 1,
     )
     for f in fields(axis):
         value = getattr(axis, f.name)
